@@ -1,0 +1,86 @@
+"""zeroshot-audio: multi-label zero-shot audio tagging with temporal attention.
+
+Tag audio with any text labels, including labels no model was trained on, and see when each is heard.
+The public names below are imported on first use, so ``import zeroshot_audio`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # errors
+    "ZsaError": "._errors",
+    "ParameterError": "._errors",
+    "DataError": "._errors",
+    "StoreError": "._errors",
+    "CheckpointError": "._errors",
+    "AudioError": "._errors",
+    "MissingDependencyError": "._errors",
+    # data
+    "Dataset": ".data.dataset",
+    "read_dataset": ".data.dataset",
+    "write_dataset": ".data.dataset",
+    "EmbeddingStore": ".data.store",
+    "StoreWriter": ".data.store",
+    "StoreMeta": ".data.store",
+    "open_store": ".data.store",
+    "MemoryStore": ".data.memstore",
+    "make_synthetic": ".data.synthetic",
+    # labels
+    "LabelEncoder": ".labels",
+    "get_label_encoder": ".labels",
+    "available_label_encoders": ".labels",
+    "class_matrix": ".labels",
+    # model, training, evaluation
+    "ModelConfig": ".model",
+    "ZeroShotModel": ".model",
+    "TrainOptions": ".training",
+    "ClipSet": ".training",
+    "fit": ".training",
+    "predict": ".training",
+    "TrainedModel": ".checkpoint",
+    "ProtocolOptions": ".benchmark",
+    "run_protocol": ".benchmark",
+    "evaluate_scores": ".metrics",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zeroshot_audio' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._errors import (
+        AudioError,
+        CheckpointError,
+        DataError,
+        MissingDependencyError,
+        ParameterError,
+        StoreError,
+        ZsaError,
+    )
+    from .benchmark import ProtocolOptions, run_protocol
+    from .checkpoint import TrainedModel
+    from .data.dataset import Dataset, read_dataset, write_dataset
+    from .data.memstore import MemoryStore
+    from .data.store import EmbeddingStore, StoreMeta, StoreWriter, open_store
+    from .data.synthetic import make_synthetic
+    from .labels import LabelEncoder, available_label_encoders, class_matrix, get_label_encoder
+    from .metrics import evaluate_scores
+    from .model import ModelConfig, ZeroShotModel
+    from .training import ClipSet, TrainOptions, fit, predict

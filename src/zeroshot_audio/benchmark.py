@@ -1,0 +1,281 @@
+"""The evaluation protocol: class folds, the systems compared, ZSL and GZSL scores, tables.
+
+For each of ``K`` class folds (see :mod:`zeroshot_audio.data.folds`) every system is fitted on the
+training clips with the seen classes only and evaluated on the test clips:
+
+- **ZSL**: the unseen classes alone are scored.
+- **GZSL**: seen and unseen classes are scored together; seen mAP, unseen mAP and their harmonic mean
+  (reported as ``map``) and F1@k over both sets.
+
+Systems: ``zero_rule`` (the label prior of the training clips, no audio), ``mean``, ``max`` and
+``attention`` pooling (zero-shot), and ``supervised`` (attention trained with every class seen: the upper
+bound). In the strict setting (default) training clips that contain an unseen or a validation class are
+dropped, so unseen sounds are never heard in training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._errors import ParameterError, StoreError
+from .data.folds import class_folds, fold_roles, split_clips
+from .metrics import evaluate_scores, f1_at_k, mean_average_precision
+from .model import ModelConfig
+from .training import ClipSet, TrainOptions, fit, predict, resolve_device
+
+__all__ = ["SYSTEMS", "ProtocolOptions", "ZeroRule", "run_protocol", "results_markdown"]
+
+log = logging.getLogger(__name__)
+
+SYSTEMS = ("zero_rule", "mean", "max", "attention", "supervised")
+_POOLING = {"mean": "mean", "max": "max", "attention": "attention", "supervised": "attention"}
+
+
+class ZeroRule:
+    """Scores every clip with the training label prior of each class: knows the labels, not the audio.
+
+    Like ``sklearn.dummy.DummyClassifier(strategy="prior")``. Its AP for a class equals the class's
+    prevalence among the test clips; its F1@k predicts the most frequent classes for every clip.
+    """
+
+    def fit(self, targets: np.ndarray) -> ZeroRule:
+        """``targets [N, C]``: multi-hot labels of the training clips."""
+        targets = np.asarray(targets, dtype=bool)
+        if targets.ndim != 2 or targets.shape[0] == 0:
+            raise ParameterError(f"targets must be [N >= 1, C], got {targets.shape}")
+        self.prior_ = targets.mean(axis=0)
+        return self
+
+    def predict_scores(self, n_clips: int) -> np.ndarray:
+        """``[n_clips, C]``, every row the prior."""
+        return np.broadcast_to(self.prior_, (n_clips, self.prior_.shape[0])).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ProtocolOptions:
+    """Settings of one benchmark run.
+
+    Parameters
+    ----------
+    folds : int
+        Number of class folds ``K``.
+    seed : int
+        Seeds the class folds, the clip split (when the dataset has none) and training.
+    strict : bool
+        Drop training clips that contain an unseen or validation class.
+    systems : tuple of str
+    model : dict
+        :class:`ModelConfig` fields shared by the learned systems (``dim``, ``projection``, ...).
+    train : TrainOptions
+    """
+
+    folds: int = 5
+    seed: int = 0
+    strict: bool = True
+    systems: tuple[str, ...] = SYSTEMS
+    model: dict[str, Any] = field(default_factory=dict)
+    train: TrainOptions = field(default_factory=TrainOptions)
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.systems if s not in SYSTEMS]
+        if unknown or not self.systems:
+            raise ParameterError(
+                f"unknown system(s) {', '.join(unknown) or '(none given)'} (expected from: {', '.join(SYSTEMS)})"
+            )
+        allowed = {f.name for f in dataclasses.fields(ModelConfig)} - {"pooling", "audio_dim", "text_dim"}
+        bad = sorted(set(self.model) - allowed)
+        if bad:
+            raise ParameterError(f"model option(s) not allowed here: {', '.join(bad)}")
+        if self.folds < 3:
+            raise ParameterError(f"folds must be >= 3, got {self.folds}")
+
+
+def _harmonic(a: float, b: float) -> float:
+    if math.isnan(a) or math.isnan(b) or a + b == 0:
+        return float("nan")
+    return 2 * a * b / (a + b)
+
+
+def _fold_scores(y: np.ndarray, scores: np.ndarray, classes: Sequence[str], idx: dict[str, np.ndarray]):
+    """ZSL and GZSL figures of one system in one fold; ``y``/``scores`` are [N_test, C] over all classes."""
+    u, s = idx["unseen"], idx["seen"]
+    zsl = evaluate_scores(y[:, u], scores[:, u], [classes[i] for i in u])
+    g = np.concatenate([s, u])
+    map_seen, _ = mean_average_precision(y[:, s], scores[:, s])
+    map_unseen = zsl["map"] if zsl["map"] is not None else float("nan")
+    gzsl = {
+        "map": _harmonic(map_seen, map_unseen),
+        "map_seen": map_seen,
+        "map_unseen": map_unseen,
+        "f1@1": f1_at_k(y[:, g], scores[:, g], 1),
+        "f1@3": f1_at_k(y[:, g], scores[:, g], 3),
+    }
+    return zsl, gzsl
+
+
+def _summarise(fold_values: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in keys:
+        vals = np.array([np.nan if f.get(key) is None else f[key] for f in fold_values], dtype=float)
+        ok = vals[~np.isnan(vals)]
+        out[key] = float(ok.mean()) if ok.size else None
+        out[f"{key}_std"] = float(ok.std(ddof=1)) if ok.size > 1 else (0.0 if ok.size else None)
+    return out
+
+
+def run_protocol(
+    dataset: Any,
+    store: Any,
+    class_embeddings: np.ndarray,
+    *,
+    options: ProtocolOptions | None = None,
+    progress: bool | None = False,
+) -> dict[str, Any]:
+    """Run the protocol and return the results document (the layout of ``results.json``).
+
+    Parameters
+    ----------
+    dataset : Dataset
+    store : EmbeddingStore or MemoryStore
+        Holds the segment embeddings of the dataset's clips (keys = filenames).
+    class_embeddings : np.ndarray [C, Ds]
+        Label embeddings, rows in ``dataset.classes`` order.
+    options : ProtocolOptions
+    progress : bool or None
+        Show a progress bar over (fold, system) runs; None = only on a terminal.
+    """
+    opts = options or ProtocolOptions()
+    started = time.perf_counter()
+    classes = list(dataset.classes)
+    class_embeddings = np.asarray(class_embeddings, dtype=np.float32)
+    if class_embeddings.shape[0] != len(classes):
+        raise ParameterError(f"{class_embeddings.shape[0]} class embeddings for {len(classes)} classes")
+    keep = np.array([f not in getattr(store, "failures", {}) for f in dataset.filenames])
+    if not keep.all():
+        log.warning("%d clip(s) failed to embed and are left out", int((~keep).sum()))
+        dataset = dataset.subset(np.flatnonzero(keep))
+    try:
+        rows = store.index_of(dataset.filenames)
+    except StoreError as err:
+        raise StoreError(f"{err}; run `zsa embed` on the dataset first") from None
+    y = dataset.label_matrix(classes)
+    splits = split_clips(dataset.splits, dataset.families, seed=opts.seed)
+    part = {name: np.flatnonzero(splits == name) for name in ("train", "val", "test")}
+    for name, ids in part.items():
+        if ids.size == 0:
+            raise ParameterError(f"the clip split leaves no {name} clips")
+    folds = class_folds(classes, n_folds=opts.folds, seed=opts.seed)
+    pos = {c: i for i, c in enumerate(classes)}
+    audio_dim = int(store.meta.dim)
+    text_dim = int(class_embeddings.shape[1])
+    device = resolve_device(opts.train.device)
+
+    per_system: dict[str, dict[str, list]] = {s: {"zsl": [], "gzsl": [], "per_class": {}} for s in opts.systems}
+    fold_info = []
+    bar = None
+    if progress is not False:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=opts.folds * len(opts.systems), desc="benchmark", unit="run",
+                   disable=None if progress is None else not progress)
+    for k in range(opts.folds):
+        roles = fold_roles(folds, k, classes)
+        idx = {r: np.array([pos[c] for c in getattr(roles, r)], dtype=np.int64) for r in ("seen", "val", "unseen")}
+        train_ids = part["train"]
+        held = np.concatenate([idx["unseen"], idx["val"]])
+        n_dropped = 0
+        if opts.strict:
+            has_held = y[np.ix_(train_ids, held)].any(axis=1)
+            n_dropped = int(has_held.sum())
+            train_ids = train_ids[~has_held]
+        test_ids = part["test"]
+        y_test = y[test_ids]
+        fold_info.append({
+            "fold": k, "seen": roles.seen, "val": roles.val, "unseen": roles.unseen,
+            "n_train_clips": int(train_ids.size), "n_train_dropped": n_dropped,
+            "n_val_clips": int(part["val"].size), "n_test_clips": int(test_ids.size),
+        })
+        for system in opts.systems:
+            extra: dict[str, Any] = {}
+            if system == "zero_rule":
+                scores = ZeroRule().fit(y[part["train"]]).predict_scores(test_ids.size)
+            else:
+                config = ModelConfig(audio_dim=audio_dim, text_dim=text_dim, pooling=_POOLING[system], **opts.model)
+                if system == "supervised":
+                    tr_ids, tr_cls, va_cls = part["train"], np.arange(len(classes)), np.arange(len(classes))
+                else:
+                    tr_ids, tr_cls, va_cls = train_ids, idx["seen"], idx["val"]
+                train = ClipSet(store, rows[tr_ids], y[np.ix_(tr_ids, tr_cls)])
+                val = ClipSet(store, rows[part["val"]], y[np.ix_(part["val"], va_cls)])
+                fitted = fit(config, train, class_embeddings[tr_cls], val=val, val_class_emb=class_embeddings[va_cls],
+                             options=dataclasses.replace(opts.train, seed=opts.train.seed + k))
+                scores = predict(fitted.model, store, rows[test_ids], class_embeddings, device=device)
+                extra = {"best_epoch": fitted.best_epoch, "val_map": fitted.best_val_map,
+                         "train_seconds": round(fitted.seconds, 3), "n_train_clips": int(tr_ids.size)}
+            zsl, gzsl = _fold_scores(y_test, scores, classes, idx)
+            per_system[system]["per_class"].update(zsl.pop("per_class"))
+            per_system[system]["zsl"].append({"fold": k, **zsl, **extra})
+            per_system[system]["gzsl"].append({"fold": k, **gzsl})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(fold=k, system=system, zsl_map=round(zsl["map"] or float("nan"), 3))
+    if bar is not None:
+        bar.close()
+
+    systems_out: dict[str, Any] = {}
+    for system, runs in per_system.items():
+        systems_out[system] = {
+            "zsl": {**_summarise(runs["zsl"], ("map", "f1@1", "f1@3")), "folds": runs["zsl"],
+                    "per_class": runs["per_class"]},
+            "gzsl": {**_summarise(runs["gzsl"], ("map", "map_seen", "map_unseen", "f1@1", "f1@3")),
+                     "folds": _clean(runs["gzsl"])},
+        }
+    return {
+        "dataset": str(getattr(dataset, "root", "")),
+        "n_clips": len(dataset.filenames),
+        "n_classes": len(classes),
+        "embedder": store.meta.identity(),
+        "protocol": {"folds": opts.folds, "seed": opts.seed, "strict": opts.strict, "systems": list(opts.systems),
+                     "split_counts": {k: int(v.size) for k, v in part.items()}},
+        "model": opts.model,
+        "train": opts.train.to_dict(),
+        "systems": systems_out,
+        "class_folds": fold_info,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+
+
+def _fmt(value: float | None, std: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f} ± {std:.3f}" if std is not None else f"{value:.3f}"
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    """The results as a Markdown table (mean ± std over folds)."""
+    head = ("| system | ZSL mAP | ZSL F1@1 | ZSL F1@3 | GZSL mAP seen | GZSL mAP unseen | GZSL H | GZSL F1@1 |"
+            " GZSL F1@3 |")
+    lines = [head, "|" + "---|" * 9]
+    for name, r in results["systems"].items():
+        z, g = r["zsl"], r["gzsl"]
+        cells = [_fmt(z["map"], z["map_std"]), _fmt(z["f1@1"], z["f1@1_std"]), _fmt(z["f1@3"], z["f1@3_std"]),
+                 _fmt(g["map_seen"], g["map_seen_std"]), _fmt(g["map_unseen"], g["map_unseen_std"]),
+                 _fmt(g["map"], g["map_std"]), _fmt(g["f1@1"], g["f1@1_std"]), _fmt(g["f1@3"], g["f1@3_std"])]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    p = results["protocol"]
+    lines.append("")
+    lines.append(f"{results['n_clips']} clips, {results['n_classes']} classes, {p['folds']} class folds "
+                 f"(seed {p['seed']}, {'strict' if p['strict'] else 'non-strict'}); mean ± std over folds.")
+    return "\n".join(lines) + "\n"

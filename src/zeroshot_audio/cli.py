@@ -1,0 +1,323 @@
+"""The ``zsa`` command: a thin shell over the library.
+
+``main(argv)`` is callable from tests and returns the exit code: 0 success, 1 some inputs or data failed,
+2 usage or configuration error. Heavy libraries are imported inside the commands, so ``zsa --help``
+answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from ._errors import ParameterError, ZsaError
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("zeroshot_audio")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with our one-line error format and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"zsa: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _add_model_options(p: argparse.ArgumentParser, *, pooling: bool) -> None:
+    g = p.add_argument_group("model")
+    if pooling:
+        g.add_argument("--pooling", choices=("attention", "mean", "max"), default="attention",
+                       help="temporal pooling (default: %(default)s)")
+    g.add_argument("--dim", type=_positive_int, default=128, help="shared space dimension (default: %(default)s)")
+    g.add_argument("--projection", choices=("linear", "mlp"), default="linear",
+                   help="acoustic projection (default: %(default)s)")
+    g.add_argument("--hidden", type=_positive_int, default=512, help="MLP hidden width (default: %(default)s)")
+    g.add_argument("--attention", choices=("separate", "shared"), default="separate",
+                   help="attention logits from their own projections or the segment scores (default: %(default)s)")
+    g.add_argument("--temperature", type=_positive_float, default=1.0,
+                   help="temperature of shared attention (default: %(default)s)")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=_positive_int, default=60, help="maximum epochs (default: %(default)s)")
+    t.add_argument("--batch-size", type=_positive_int, default=128, help="clips per batch (default: %(default)s)")
+    t.add_argument("--lr", type=_positive_float, default=2e-3, help="learning rate (default: %(default)s)")
+    t.add_argument("--weight-decay", type=float, default=1e-2, help="weight decay (default: %(default)s)")
+    t.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw", help="(default: %(default)s)")
+    t.add_argument("--loss", choices=("rank_hinge", "bce"), default="rank_hinge", help="(default: %(default)s)")
+    t.add_argument("--patience", type=int, default=10,
+                   help="epochs without validation gain before stopping, 0 = never (default: %(default)s)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: %(default)s)")
+
+
+def _add_label_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("labels")
+    g.add_argument("--label-encoder", default="minilm",
+                   help="label text encoder (default: %(default)s; `hashing` is a lexical baseline for tests)")
+    g.add_argument("--label-text", choices=("name", "name+description"), default="name",
+                   help="text that stands for a class (default: %(default)s)")
+    g.add_argument("--templates", default="none", help="prompt template set (default: %(default)s)")
+
+
+def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {"dim": args.dim, "projection": args.projection, "hidden": args.hidden, "attention": args.attention,
+            "temperature": args.temperature}
+
+
+def _train_options(args: argparse.Namespace):
+    from .training import TrainOptions
+
+    return TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                        optimizer=args.optimizer, loss=args.loss, patience=args.patience, seed=args.seed,
+                        device=args.device)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="zsa", description="Multi-label zero-shot audio tagging with temporal attention.")
+    parser.add_argument("--version", action="version", version=f"zsa {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train a model on a dataset's segment embeddings",
+                       description="Train a zero-shot model on the train clips of DATA (early stopping on the "
+                                   "val clips) and write it to a model directory.")
+    p.add_argument("data", metavar="DATA", help="dataset directory (clips.csv, ...)")
+    p.add_argument("--store", required=True, help="embedding store of the dataset (from `zsa embed`)")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--classes", help="file of classes to train on, one per line (default: all)")
+    _add_model_options(p, pooling=True)
+    _add_label_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("evaluate", help="score a model on a dataset (any classes, seen or not)",
+                       description="Score a trained model on DATA's clips for its own classes or those of "
+                                   "--classes, which may be classes the model never saw.")
+    p.add_argument("model", metavar="MODEL_DIR")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("--store", required=True, help="embedding store of DATA")
+    p.add_argument("--classes", help="file of classes to score, one per line (default: the model's classes)")
+    p.add_argument("--split", choices=("train", "val", "test", "all"),
+                   help="clips to score (default: test when DATA has a split, else all)")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="write metrics and per-class AP as JSON")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+    p = sub.add_parser("benchmark", help="the class-fold protocol over all systems",
+                       description="Run the zero-shot protocol (class folds; zero_rule, mean, max, attention, "
+                                   "supervised; ZSL and GZSL) and print the table.")
+    p.add_argument("data", metavar="DATA", nargs="?", help="dataset directory")
+    p.add_argument("--synthetic", action="store_true", help="use planted data generated in memory (no audio)")
+    p.add_argument("--store", help="embedding store of DATA")
+    p.add_argument("--folds", type=_positive_int, default=5, help="class folds (default: %(default)s)")
+    p.add_argument("--systems", default=",".join(("zero_rule", "mean", "max", "attention", "supervised")),
+                   help="comma-separated systems (default: %(default)s)")
+    p.add_argument("--no-strict", dest="strict", action="store_false",
+                   help="keep training clips that contain unseen or validation classes")
+    p.add_argument("--out", help="directory for results.json and results.md")
+    _add_model_options(p, pooling=False)
+    _add_label_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _read_class_file(path: str) -> list[str]:
+    from .data.dataset import read_class_list
+
+    return read_class_list(path)
+
+
+def _label_encoder(name: str):
+    from .labels import get_label_encoder
+
+    return get_label_encoder(name)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .checkpoint import TrainedModel
+    from .data import open_store, read_dataset
+    from .data.folds import split_clips
+    from .labels import class_matrix
+    from .model import ModelConfig
+    from .training import ClipSet, fit
+
+    dataset = read_dataset(args.data)
+    store = open_store(args.store)
+    classes = _read_class_file(args.classes) if args.classes else list(dataset.classes)
+    encoder = _label_encoder(args.label_encoder)
+    config = ModelConfig(audio_dim=int(store.meta.dim), text_dim=int(encoder.dim), pooling=args.pooling,
+                         **_model_kwargs(args))
+    options = _train_options(args)
+    y = dataset.label_matrix(classes)
+    ok = np.array([f not in store.failures for f in dataset.filenames])
+    splits = split_clips(dataset.splits, dataset.families, seed=args.seed)
+    train_ids = np.flatnonzero((splits == "train") & ok)
+    val_ids = np.flatnonzero((splits == "val") & ok)
+    if train_ids.size == 0:
+        raise ParameterError(f"{args.data}: no train clips to train on")
+    rows = store.index_of([dataset.filenames[i] for i in np.flatnonzero(ok)])
+    row_of = np.full(len(dataset.filenames), -1)
+    row_of[np.flatnonzero(ok)] = rows
+    emb = class_matrix(encoder, classes, descriptions=dataset.descriptions, text=args.label_text,
+                       templates=args.templates)
+    train = ClipSet(store, row_of[train_ids], y[train_ids])
+    val = ClipSet(store, row_of[val_ids], y[val_ids]) if val_ids.size else None
+    result = fit(config, train, emb, val=val, val_class_emb=emb if val is not None else None, options=options,
+                 progress=False if args.quiet else None)
+    trained = TrainedModel(
+        model=result.model, classes=classes, class_embeddings=emb, embedder=store.meta.identity(),
+        label_encoder={**encoder.identity(), "text": args.label_text, "templates": args.templates},
+        info={"train_options": options.to_dict(), "history": result.history, "best_epoch": result.best_epoch,
+              "best_val_map": result.best_val_map, "n_train_clips": int(train_ids.size),
+              "dataset": str(Path(args.data))},
+    )
+    trained.save(args.out)
+    vm = "n/a" if result.best_val_map is None else f"{result.best_val_map:.3f}"
+    print(f"wrote {args.out}: {len(classes)} classes, {train_ids.size} train clips, best epoch "
+          f"{result.best_epoch}, val mAP {vm}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from ._io import write_json_atomic
+    from .checkpoint import TrainedModel
+    from .data import open_store, read_dataset
+    from .labels import class_matrix
+    from .metrics import evaluate_scores
+    from .training import resolve_device
+
+    trained = TrainedModel.load(args.model)
+    dataset = read_dataset(args.data)
+    store = open_store(args.store)
+    trained.check_store(store, name=f"model {args.model}")
+    if args.classes:
+        classes = _read_class_file(args.classes)
+        known = dict(zip(trained.classes, trained.class_embeddings))
+        if all(c in known for c in classes):
+            emb = np.stack([known[c] for c in classes])
+        else:
+            enc_id = trained.label_encoder
+            encoder = _label_encoder(enc_id["name"])
+            trained.check_label_encoder(encoder)
+            emb = class_matrix(encoder, classes, descriptions=dataset.descriptions, text=enc_id.get("text", "name"),
+                               templates=enc_id.get("templates", "none"))
+    else:
+        classes, emb = list(trained.classes), trained.class_embeddings
+    split = args.split or ("test" if dataset.has_split else "all")
+    ids = np.arange(len(dataset.filenames))
+    if split != "all":
+        ids = np.array([i for i in ids if dataset.splits[i] == split], dtype=np.int64)
+    failed = [i for i in ids if dataset.filenames[i] in store.failures]
+    if failed:
+        print(f"zsa: {len(failed)} clip(s) failed to embed and are left out", file=sys.stderr)
+        ids = np.array([i for i in ids if dataset.filenames[i] not in store.failures], dtype=np.int64)
+    if ids.size == 0:
+        raise ParameterError(f"{args.data}: no clips in split {split!r}")
+    rows = store.index_of([dataset.filenames[i] for i in ids])
+    y = dataset.label_matrix(classes)[ids]
+    scores = trained.scores(store, rows, emb, device=resolve_device(args.device))
+    result = evaluate_scores(y, scores, classes)
+    result["split"] = split
+    if args.json_out:
+        write_json_atomic(args.json_out, result)
+    shown = {k: v for k, v in result.items() if k != "per_class"}
+    print(json.dumps(shown) if not sys.stdout.isatty() else
+          "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
+    return 0
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from ._io import write_json_atomic, write_text_atomic
+    from .benchmark import ProtocolOptions, results_markdown, run_protocol
+
+    systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
+    options = ProtocolOptions(folds=args.folds, seed=args.seed, strict=args.strict, systems=systems,
+                              model=_model_kwargs(args), train=_train_options(args))
+    if args.synthetic:
+        if args.data or args.store:
+            raise ParameterError("--synthetic takes no DATA or --store")
+        from .data.synthetic import make_synthetic
+
+        syn = make_synthetic(seed=args.seed)
+        dataset, store, emb = syn.dataset, syn.store, syn.class_embeddings
+    else:
+        if not args.data:
+            raise ParameterError("benchmark needs DATA (a dataset directory) or --synthetic")
+        if not args.store:
+            raise ParameterError("benchmark DATA needs --store STORE (embed the dataset with `zsa embed`)")
+        from .data import open_store, read_dataset
+        from .labels import class_matrix
+
+        dataset = read_dataset(args.data)
+        store = open_store(args.store)
+        encoder = _label_encoder(args.label_encoder)
+        emb = class_matrix(encoder, dataset.classes, descriptions=dataset.descriptions, text=args.label_text,
+                           templates=args.templates)
+    results = run_protocol(dataset, store, emb, options=options, progress=False if args.quiet else None)
+    if not args.synthetic:
+        results["label_encoder"] = {**encoder.identity(), "text": args.label_text, "templates": args.templates}
+    table = results_markdown(results)
+    if args.out:
+        out = Path(args.out)
+        write_json_atomic(out / "results.json", results)
+        write_text_atomic(out / "results.md", table)
+    print(table, end="")
+    return 0
+
+
+_COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "benchmark": _cmd_benchmark}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``zsa`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="zsa: %(message)s")
+    try:
+        return _COMMANDS[args.command](args)
+    except ZsaError as err:
+        print(f"zsa: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("zsa: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,796 @@
+"""Embedding store: per-clip segment embeddings written in atomic shards, read memory-mapped.
+
+Layout of a store directory::
+
+    meta.json                  format version and the StoreMeta fields
+    shards/00000.npy           np.save of an [S, D] matrix (dtype from meta.json)
+    shards/00000.index.json    keys, offsets into the shard, counts and durations of its clips
+    failures.csv               key,reason of clips that could not be embedded
+
+A shard counts only once its index file exists: the writer renames the ``.npy`` into place first and
+the index second, so an interrupted writer leaves at most an ``.npy`` without an index, which readers
+ignore and the next writer removes. One writer at a time per store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import math
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from .._errors import ParameterError, StoreError
+from .._io import atomic_path, write_json_atomic, write_text_atomic
+
+__all__ = [
+    "STORE_FORMAT_VERSION",
+    "StoreMeta",
+    "StoreWriter",
+    "EmbeddingStore",
+    "open_store",
+    "identity_mismatch",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the on-disk layout written by :class:`StoreWriter`.
+STORE_FORMAT_VERSION = 1
+
+_META = "meta.json"
+_SHARDS = "shards"
+_FAILURES = "failures.csv"
+_DTYPES = ("float16", "float32")
+_HOP_TOL = 1e-6
+_SHARD_RE = re.compile(r"^(\d{5,})\.index\.json$")
+_NPY_RE = re.compile(r"^(\d{5,})\.npy$")
+#: Most shards kept memory-mapped at once by a reader (each holds a file descriptor).
+_MAX_OPEN_SHARDS = 256
+
+
+@dataclass(frozen=True)
+class StoreMeta:
+    """What produced the embeddings of a store.
+
+    Attributes
+    ----------
+    embedder : str
+        Embedder name, e.g. ``"yamnet"``.
+    embedder_version : str
+        Embedder version or checksum.
+    dim : int
+        Embedding dimension D.
+    hop : float
+        Seconds between the starts of consecutive segments.
+    sample_rate : int
+        Sample rate (Hz) the embedder consumes.
+    window : float or None
+        Seconds covered by one segment (None: equal to ``hop``).
+    dtype : str
+        On-disk dtype, ``"float16"`` or ``"float32"``.
+    extra : dict
+        Free-form JSON-serialisable information (e.g. the embedder checksum).
+    """
+
+    embedder: str
+    embedder_version: str
+    dim: int
+    hop: float
+    sample_rate: int = 16000
+    window: float | None = None
+    dtype: str = "float16"
+    extra: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.embedder, str) or not self.embedder:
+            raise ParameterError(f"StoreMeta: embedder must be a non-empty string (got {self.embedder!r})")
+        if not isinstance(self.embedder_version, str):
+            raise ParameterError(
+                f"StoreMeta: embedder_version must be a string (got {self.embedder_version!r})"
+            )
+        if isinstance(self.dim, bool) or not isinstance(self.dim, (int, np.integer)) or self.dim < 1:
+            raise ParameterError(f"StoreMeta: dim must be a positive integer (got {self.dim!r})")
+        if not _is_positive(self.hop):
+            raise ParameterError(f"StoreMeta: hop must be a positive number of seconds (got {self.hop!r})")
+        if (
+            isinstance(self.sample_rate, bool)
+            or not isinstance(self.sample_rate, (int, np.integer))
+            or self.sample_rate < 1
+        ):
+            raise ParameterError(
+                f"StoreMeta: sample_rate must be a positive integer (got {self.sample_rate!r})"
+            )
+        if self.window is not None and not _is_positive(self.window):
+            raise ParameterError(
+                f"StoreMeta: window must be None or a positive number of seconds (got {self.window!r})"
+            )
+        if self.dtype not in _DTYPES:
+            raise ParameterError(
+                f"StoreMeta: dtype {self.dtype!r} is not supported (expected one of: {', '.join(_DTYPES)})"
+            )
+        if not isinstance(self.extra, dict):
+            raise ParameterError(f"StoreMeta: extra must be a dict (got {type(self.extra).__name__})")
+        object.__setattr__(self, "dim", int(self.dim))
+        object.__setattr__(self, "hop", float(self.hop))
+        object.__setattr__(self, "sample_rate", int(self.sample_rate))
+        if self.window is not None:
+            object.__setattr__(self, "window", float(self.window))
+
+    @property
+    def segment_window(self) -> float:
+        """Seconds covered by one segment (``window``, or ``hop`` when None)."""
+        return self.hop if self.window is None else self.window
+
+    def identity(self) -> dict[str, Any]:
+        """Return what must match between a store and a model: ``{embedder, embedder_version, dim, hop}``."""
+        return {
+            "embedder": self.embedder,
+            "embedder_version": self.embedder_version,
+            "dim": self.dim,
+            "hop": self.hop,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the ``meta.json`` content (format version first, then the fields)."""
+        return {"format_version": STORE_FORMAT_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, obj: Any, *, source: str = "meta.json") -> StoreMeta:
+        """Build from ``meta.json`` content; StoreError naming ``source`` when it is not valid."""
+        if not isinstance(obj, dict):
+            raise StoreError(f"{source}: expected a JSON object (got {type(obj).__name__})")
+        version = obj.get("format_version")
+        if not isinstance(version, int) or version < 1:
+            raise StoreError(f"{source}: missing or invalid format_version {version!r}")
+        if version > STORE_FORMAT_VERSION:
+            raise StoreError(
+                f"{source}: store format version {version} is newer than this library supports"
+                f" ({STORE_FORMAT_VERSION}); upgrade zeroshot-audio"
+            )
+        missing = [k for k in ("embedder", "embedder_version", "dim", "hop") if k not in obj]
+        if missing:
+            raise StoreError(f"{source}: missing field(s) {', '.join(missing)}")
+        kwargs = {
+            k: obj[k]
+            for k in ("embedder", "embedder_version", "dim", "hop", "sample_rate", "window", "dtype", "extra")
+            if k in obj
+        }
+        try:
+            return cls(**kwargs)
+        except ParameterError as e:
+            raise StoreError(f"{source}: {e}") from None
+
+
+def _is_positive(x: object) -> bool:
+    return (
+        not isinstance(x, bool)
+        and isinstance(x, (int, float, np.integer, np.floating))
+        and math.isfinite(float(x))
+        and float(x) > 0
+    )
+
+
+def _describe(identity: dict[str, Any]) -> str:
+    return (
+        f"embedder {identity.get('embedder')} v{identity.get('embedder_version')}"
+        f" (dim {identity.get('dim')}, hop {identity.get('hop')})"
+    )
+
+
+def _identity_differs(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    try:
+        hop_differs = abs(float(a["hop"]) - float(b["hop"])) > _HOP_TOL
+    except (KeyError, TypeError, ValueError):
+        return True
+    return (
+        hop_differs
+        or a.get("embedder") != b.get("embedder")
+        or str(a.get("embedder_version")) != str(b.get("embedder_version"))
+        or a.get("dim") != b.get("dim")
+    )
+
+
+def identity_mismatch(have: dict[str, Any], want: dict[str, Any]) -> str | None:
+    """Compare two embedder identities (``{embedder, embedder_version, dim, hop}``; hop within 1e-6).
+
+    Returns
+    -------
+    str or None
+        None when they match, else ``"was made by <have> but <want> is expected"`` (one line).
+    """
+    if not _identity_differs(have, want):
+        return None
+    return f"was made by {_describe(have)} but {_describe(want)} is expected"
+
+
+def _read_meta(root: Path) -> StoreMeta:
+    path = root / _META
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StoreError(f"{root}: not an embedding store (no {_META})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StoreError(f"{path}: cannot be read ({e})") from None
+    return StoreMeta.from_json(obj, source=str(path))
+
+
+def _shard_name(number: int) -> str:
+    return f"{number:05d}"
+
+
+def _list_shards(shard_dir: Path) -> list[tuple[int, Path]]:
+    """Return ``(number, index path)`` of the completed shards, in shard order."""
+    if not shard_dir.is_dir():
+        return []
+    found = []
+    for p in shard_dir.iterdir():
+        m = _SHARD_RE.match(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def _read_index(path: Path) -> dict[str, Any]:
+    """Read and check one shard index; StoreError naming it when malformed."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StoreError(f"{path}: cannot be read ({e})") from None
+    try:
+        keys = obj["keys"]
+        offsets = np.asarray(obj["offsets"], dtype=np.int64)
+        counts = np.asarray(obj["counts"], dtype=np.int64)
+        durations = np.asarray(obj["durations"], dtype=np.float64)
+    except (TypeError, KeyError, ValueError) as e:
+        raise StoreError(
+            f"{path}: malformed shard index ({type(e).__name__}: {e}; expected keys, offsets,"
+            " counts, durations)"
+        ) from None
+    n = len(keys)
+    if not all(isinstance(k, str) for k in keys) or not (
+        offsets.shape == counts.shape == durations.shape == (n,)
+    ):
+        raise StoreError(
+            f"{path}: malformed shard index (expected equal-length lists keys, offsets, counts,"
+            " durations; keys strings)"
+        )
+    if n and (counts.min() < 1 or offsets.min() < 0):
+        raise StoreError(f"{path}: malformed shard index (counts must be >= 1 and offsets >= 0)")
+    return {"keys": keys, "offsets": offsets, "counts": counts, "durations": durations}
+
+
+def _read_failures(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise StoreError(f"{path}: cannot be read ({e})") from None
+    failures: dict[str, str] = {}
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for i, row in enumerate(reader):
+            if i == 0 and row[:1] == ["key"]:
+                continue
+            if row:
+                failures[row[0]] = row[1] if len(row) > 1 else ""
+    except csv.Error as e:
+        raise StoreError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
+    return failures
+
+
+def _write_failures(path: Path, failures: dict[str, str]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["key", "reason"])
+    writer.writerows(sorted(failures.items()))
+    write_text_atomic(path, buf.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------- writer
+
+
+class StoreWriter:
+    """Write (or resume writing) an embedding store.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Store directory; created when missing. An existing store is resumed: its clips count as stored.
+    meta : StoreMeta
+        What produces the embeddings. When resuming, the store keeps its own ``meta.json``, whose
+        identity, ``sample_rate`` and segment window must equal ``meta``'s.
+    shard_size : int, default 1024
+        Clips per shard: a shard is written whenever this many clips are pending.
+
+    Raises
+    ------
+    StoreError
+        The existing store was made by a different embedder (or is unreadable).
+    ParameterError
+        ``shard_size`` < 1.
+
+    Notes
+    -----
+    Use it as a context manager: on leaving the block, also through an exception or KeyboardInterrupt,
+    pending clips are flushed, so every clip whose :meth:`add` returned is kept. One writer per store at
+    a time.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], meta: StoreMeta, *, shard_size: int = 1024) -> None:
+        if not isinstance(meta, StoreMeta):
+            raise ParameterError(f"StoreWriter: meta must be a StoreMeta (got {type(meta).__name__})")
+        if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+            raise ParameterError(f"StoreWriter: shard_size must be a positive integer (got {shard_size!r})")
+        self.path = Path(path)
+        self.shard_size = shard_size
+        self._shard_dir = self.path / _SHARDS
+        self._pending_keys: list[str] = []
+        self._pending_segments: list[np.ndarray] = []
+        self._pending_durations: list[float] = []
+        self._pending_set: set[str] = set()
+        self._stored: set[str] = set()
+        self._failures_dirty = 0
+        self._closed = False
+
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreError(f"{self.path}: exists and is not a directory (expected an embedding store)")
+        if (self.path / _META).exists():
+            existing = _read_meta(self.path)
+            self._check_resume(existing, meta)
+            self.meta = existing
+        else:
+            if _list_shards(self._shard_dir):
+                raise StoreError(f"{self.path}: has shards but no {_META} (not a valid embedding store)")
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.path / _META, meta.to_json())
+            self.meta = meta
+        self._dtype = np.dtype(self.meta.dtype)
+        self._shard_dir.mkdir(exist_ok=True)
+
+        shards = _list_shards(self._shard_dir)
+        where: dict[str, Path] = {}
+        for _, index_path in shards:
+            for key in _read_index(index_path)["keys"]:
+                if key in where:
+                    raise StoreError(
+                        f"{self.path}: key {key!r} is stored twice ({where[key].name} and {index_path.name})"
+                    )
+                where[key] = index_path
+        self._stored = set(where)
+        self._next = shards[-1][0] + 1 if shards else 0
+        self._remove_leftovers({n for n, _ in shards})
+        self._failures = {
+            k: r for k, r in _read_failures(self.path / _FAILURES).items() if k not in self._stored
+        }
+        if shards:
+            logger.info("resuming store %s: %d clips in %d shards", self.path, len(self._stored), len(shards))
+
+    def _check_resume(self, existing: StoreMeta, meta: StoreMeta) -> None:
+        if _identity_differs(existing.identity(), meta.identity()):
+            raise StoreError(
+                f"store {self.path} was made by {_describe(existing.identity())}"
+                f" but the writer was given {_describe(meta.identity())}"
+            )
+        if (
+            existing.sample_rate != meta.sample_rate
+            or abs(existing.segment_window - meta.segment_window) > _HOP_TOL
+        ):
+            raise StoreError(
+                f"store {self.path} has sample_rate {existing.sample_rate}, window"
+                f" {existing.segment_window} but the writer was given sample_rate {meta.sample_rate},"
+                f" window {meta.segment_window}"
+            )
+        if existing.dtype != meta.dtype:
+            logger.warning(
+                "store %s holds %s; writing %s as the store says (requested %s)",
+                self.path,
+                existing.dtype,
+                existing.dtype,
+                meta.dtype,
+            )
+
+    def _remove_leftovers(self, complete: set[int]) -> None:
+        """Remove ``.npy`` files without an index (interrupted writer) and stray temporaries."""
+        for p in self._shard_dir.iterdir():
+            m = _NPY_RE.match(p.name)
+            orphan = m is not None and int(m.group(1)) not in complete
+            if orphan or (p.name.startswith(".") and p.name.endswith(".tmp")):
+                logger.info("removing %s left by an interrupted writer", p)
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+
+    # -- queries --------------------------------------------------------------------------------------
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._stored or key in self._pending_set
+
+    def __len__(self) -> int:
+        """Number of clips stored or pending."""
+        return len(self._stored) + len(self._pending_keys)
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """Keys recorded as failed, with their reasons (a copy)."""
+        return dict(self._failures)
+
+    # -- writing --------------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"store writer for {self.path} is closed")
+
+    def add(self, key: str, segments: np.ndarray, *, duration: float | None = None) -> None:
+        """Add the segment embeddings of one clip.
+
+        Parameters
+        ----------
+        key : str
+            Clip key (typically its dataset filename); must not be stored already.
+        segments : numpy.ndarray
+            ``[T, D]`` embeddings, T >= 1, D = ``meta.dim``, finite (also after casting to the store dtype).
+        duration : float, optional
+            Clip duration in seconds; default ``T * hop``.
+
+        Raises
+        ------
+        ParameterError
+            Wrong shape, empty, non-finite values, bad duration, or the key is already stored.
+        """
+        self._check_open()
+        if not isinstance(key, str) or not key:
+            raise ParameterError(f"StoreWriter.add: key must be a non-empty string (got {key!r})")
+        if key in self:
+            raise ParameterError(f"StoreWriter.add: key {key!r} is already stored in {self.path}")
+        seg = np.asarray(segments)
+        if seg.dtype.kind not in "fiu":
+            raise ParameterError(
+                f"StoreWriter.add: segments of {key!r} have dtype {seg.dtype} (expected real numbers)"
+            )
+        if seg.ndim != 2 or seg.shape[1] != self.meta.dim:
+            raise ParameterError(
+                f"StoreWriter.add: segments of {key!r} have shape {seg.shape} (expected [T, {self.meta.dim}])"
+            )
+        if seg.shape[0] == 0:
+            raise ParameterError(f"StoreWriter.add: segments of {key!r} are empty (expected T >= 1)")
+        if not np.isfinite(seg).all():
+            raise ParameterError(
+                f"StoreWriter.add: segments of {key!r} hold NaN or infinite values (expected finite)"
+            )
+        with np.errstate(over="ignore", invalid="ignore"):
+            stored = seg.astype(self._dtype, copy=True)
+        if not np.isfinite(stored).all():
+            raise ParameterError(
+                f"StoreWriter.add: segments of {key!r} hold values too large for the store dtype"
+                f" {self._dtype} (max |x| {float(np.abs(seg).max()):.4g})"
+            )
+        if duration is None:
+            duration = seg.shape[0] * self.meta.hop
+        elif (
+            not isinstance(duration, (int, float, np.integer, np.floating))
+            or isinstance(duration, bool)
+            or not math.isfinite(float(duration))
+            or duration < 0
+        ):
+            raise ParameterError(
+                f"StoreWriter.add: duration of {key!r} is {duration!r} (expected seconds >= 0)"
+            )
+        self._pending_keys.append(key)
+        self._pending_segments.append(stored)
+        self._pending_durations.append(float(duration))
+        self._pending_set.add(key)
+        if key in self._failures:
+            del self._failures[key]
+            self._failures_dirty += 1
+        if len(self._pending_keys) >= self.shard_size:
+            self.flush()
+
+    def add_failure(self, key: str, reason: str) -> None:
+        """Record that clip ``key`` could not be embedded (kept in ``failures.csv``).
+
+        Raises
+        ------
+        ParameterError
+            The key is already stored.
+        """
+        self._check_open()
+        if not isinstance(key, str) or not key:
+            raise ParameterError(f"StoreWriter.add_failure: key must be a non-empty string (got {key!r})")
+        if key in self:
+            raise ParameterError(f"StoreWriter.add_failure: key {key!r} is already stored in {self.path}")
+        self._failures[key] = " ".join(str(reason).split())
+        self._failures_dirty += 1
+        if self._failures_dirty >= self.shard_size:
+            self._save_failures()
+
+    def _save_failures(self) -> None:
+        if self._failures_dirty:
+            _write_failures(self.path / _FAILURES, self._failures)
+            self._failures_dirty = 0
+
+    def flush(self) -> None:
+        """Write the pending clips as one shard (``.npy`` then index, each atomically) and save failures."""
+        if self._pending_keys:
+            self._write_shard()
+        self._save_failures()
+
+    def _write_shard(self) -> None:
+        number = self._next
+        name = _shard_name(number)
+        npy_path = self._shard_dir / f"{name}.npy"
+        index_path = self._shard_dir / f"{name}.index.json"
+        counts = [s.shape[0] for s in self._pending_segments]
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
+        try:
+            data = np.concatenate(self._pending_segments, axis=0)
+            self._shard_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(npy_path) as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            index = {
+                "format_version": STORE_FORMAT_VERSION,
+                "keys": list(self._pending_keys),
+                "offsets": offsets,
+                "counts": counts,
+                "durations": list(self._pending_durations),
+            }
+            write_json_atomic(index_path, index)
+        finally:
+            # The shard is complete exactly when its index exists; bookkeeping follows that, also when an
+            # interrupt arrives between the rename and here.
+            if index_path.exists():
+                self._stored.update(self._pending_keys)
+                self._pending_keys, self._pending_segments, self._pending_durations = [], [], []
+                self._pending_set = set()
+                self._next = number + 1
+        logger.debug("wrote shard %s: %d clips, %d segments", npy_path, len(counts), sum(counts))
+
+    def close(self) -> None:
+        """Flush; further adds raise StoreError. Closing twice is harmless."""
+        if not self._closed:
+            self.flush()
+            self._closed = True
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception:
+            logger.exception("could not flush store %s while handling %s", self.path, exc_type.__name__)
+
+
+# ---------------------------------------------------------------------------------------------- reader
+
+
+class EmbeddingStore:
+    """Read an embedding store, memory-mapped.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Store directory.
+
+    Attributes
+    ----------
+    path : Path
+    meta : StoreMeta
+    keys : list of str
+        Clip keys, in shard order; row ``i`` of :attr:`counts` and :attr:`durations` is ``keys[i]``.
+    counts : numpy.ndarray
+        ``[N]`` int64 segments per clip.
+    durations : numpy.ndarray
+        ``[N]`` float64 clip durations (seconds).
+    failures : dict of str to str
+        Keys that could not be embedded (and are not stored), with reasons.
+
+    Raises
+    ------
+    StoreError
+        The store is missing, unreadable or inconsistent (e.g. a key in two shards).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise StoreError(f"{self.path}: embedding store does not exist")
+        self.meta = _read_meta(self.path)
+        shard_dir = self.path / _SHARDS
+        self._shard_paths: list[Path] = []
+        keys: list[str] = []
+        counts, durations, offsets, shard_ids = [], [], [], []
+        self._shard_need: list[int] = []  # rows each shard must have
+        for number, index_path in _list_shards(shard_dir):
+            index = _read_index(index_path)
+            npy_path = shard_dir / f"{_shard_name(number)}.npy"
+            if not npy_path.is_file():
+                raise StoreError(f"{index_path}: its shard {npy_path.name} is missing")
+            sid = len(self._shard_paths)
+            self._shard_paths.append(npy_path)
+            self._shard_need.append(int((index["offsets"] + index["counts"]).max()) if index["keys"] else 0)
+            keys.extend(index["keys"])
+            counts.append(index["counts"])
+            durations.append(index["durations"])
+            offsets.append(index["offsets"])
+            shard_ids.append(np.full(len(index["keys"]), sid, dtype=np.int64))
+        self.keys = keys
+        self.counts = np.concatenate(counts) if counts else np.zeros(0, np.int64)
+        self.durations = np.concatenate(durations) if durations else np.zeros(0, np.float64)
+        self._offsets = np.concatenate(offsets) if offsets else np.zeros(0, np.int64)
+        self._shard_of = np.concatenate(shard_ids) if shard_ids else np.zeros(0, np.int64)
+        self._row: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key in self._row:
+                first = self._shard_paths[self._shard_of[self._row[key]]].name
+                raise StoreError(
+                    f"{self.path}: key {key!r} is stored twice (shards {first} and"
+                    f" {self._shard_paths[self._shard_of[i]].name})"
+                )
+            self._row[key] = i
+        self.failures = {k: r for k, r in _read_failures(self.path / _FAILURES).items() if k not in self._row}
+        self._open: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._row
+
+    def __repr__(self) -> str:
+        return (
+            f"EmbeddingStore({str(self.path)!r}: {len(self)} clips, {len(self._shard_paths)} shards,"
+            f" {_describe(self.meta.identity())})"
+        )
+
+    def _shard(self, sid: int) -> np.ndarray:
+        """Return shard ``sid`` memory-mapped (opened lazily, least recently used closed beyond a limit)."""
+        arr = self._open.get(sid)
+        if arr is not None:
+            self._open.move_to_end(sid)
+            return arr
+        path = self._shard_paths[sid]
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise StoreError(f"{path}: cannot be read ({e})") from None
+        if arr.ndim != 2 or arr.shape[1] != self.meta.dim or arr.shape[0] < self._shard_need[sid]:
+            raise StoreError(
+                f"{path}: shape {arr.shape} does not match its index"
+                f" (expected at least [{self._shard_need[sid]}, {self.meta.dim}])"
+            )
+        self._open[sid] = arr
+        while len(self._open) > _MAX_OPEN_SHARDS:
+            self._open.popitem(last=False)
+        return arr
+
+    def close(self) -> None:
+        """Release the memory-mapped shards (they are reopened on demand)."""
+        self._open.clear()
+
+    def index_of(self, keys: Sequence[str]) -> np.ndarray:
+        """Return the row numbers of ``keys``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``[K]`` int64.
+
+        Raises
+        ------
+        StoreError
+            Some keys are not in the store (the message counts them and names up to 5).
+        """
+        if isinstance(keys, str):
+            keys = [keys]
+        row = self._row
+        missing = [k for k in keys if k not in row]
+        if missing:
+            shown = ", ".join(repr(k) for k in missing[:5])
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise StoreError(
+                f"{len(missing)} of {len(keys)} key(s) are not in store {self.path}: {shown}{more}"
+            )
+        return np.fromiter((row[k] for k in keys), dtype=np.int64, count=len(keys))
+
+    def get(self, key: str) -> np.ndarray:
+        """Return the ``[T, D]`` float32 segment embeddings of ``key``; StoreError when it is missing."""
+        i = self._row.get(key)
+        if i is None:
+            raise StoreError(f"key {key!r} is not in store {self.path}")
+        off, n = int(self._offsets[i]), int(self.counts[i])
+        return np.array(self._shard(int(self._shard_of[i]))[off : off + n], dtype=np.float32)
+
+    def batch(self, rows: np.ndarray | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Gather a padded batch of clips.
+
+        Parameters
+        ----------
+        rows : array-like of int
+            ``[B]`` clip row numbers (e.g. from :meth:`index_of`); repeats allowed.
+
+        Returns
+        -------
+        x : numpy.ndarray
+            ``[B, Tmax, D]`` float32; positions past a clip's length are zero.
+        mask : numpy.ndarray
+            ``[B, Tmax]`` bool, True at real segments.
+
+        Raises
+        ------
+        ParameterError
+            A row is out of range.
+        """
+        rows = np.asarray(rows)
+        if rows.size == 0:
+            rows = rows.reshape(0).astype(np.int64)
+        if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+            raise ParameterError(
+                f"batch: rows must be a 1-D integer array (got {rows.dtype}, shape {rows.shape})"
+            )
+        n = len(self.keys)
+        if rows.size and (rows.min() < 0 or rows.max() >= n):
+            bad = rows[(rows < 0) | (rows >= n)][0]
+            raise ParameterError(f"batch: row {int(bad)} is out of range for store {self.path} of {n} clips")
+        counts = self.counts[rows]
+        tmax = int(counts.max()) if rows.size else 0
+        steps = np.arange(tmax, dtype=np.int64)
+        mask = steps[None, :] < counts[:, None]
+        x = np.empty((rows.size, tmax, self.meta.dim), dtype=np.float32)
+        if rows.size:
+            shard_of = self._shard_of[rows]
+            gather = self._offsets[rows][:, None] + np.minimum(steps[None, :], counts[:, None] - 1)
+            first = shard_of[0]
+            if (shard_of == first).all():
+                x[...] = self._shard(int(first))[gather]
+            else:
+                for sid in np.unique(shard_of):
+                    sel = np.flatnonzero(shard_of == sid)
+                    x[sel] = self._shard(int(sid))[gather[sel]]
+            x[~mask] = 0.0
+        return x, mask
+
+    def check_compatible(self, identity: dict[str, Any], *, what: str = "model") -> None:
+        """Check that the store's embedder identity equals ``identity`` (hop within 1e-6).
+
+        Parameters
+        ----------
+        identity : dict
+            ``{embedder, embedder_version, dim, hop}``, e.g. from :meth:`StoreMeta.identity`.
+        what : str
+            Who expects ``identity``, for the message.
+
+        Raises
+        ------
+        StoreError
+            Any field differs.
+        """
+        mine = self.meta.identity()
+        if _identity_differs(mine, identity):
+            raise StoreError(
+                f"store {self.path} was made by {_describe(mine)} but the {what} expects"
+                f" {_describe(identity)}"
+            )
+
+
+def open_store(path: str | os.PathLike[str]) -> EmbeddingStore:
+    """Open the embedding store at ``path`` for reading (see :class:`EmbeddingStore`)."""
+    return EmbeddingStore(path)

@@ -1,0 +1,99 @@
+"""Training losses on clip scores ``scores [B, C]`` against multi-hot ``targets [B, C]``.
+
+The default is the rank-weighted multi-label hinge (WARP-style) of the method: for clip ``n``, positive
+``p`` and negative ``q``, ``h = max(0, margin + F(q) - F(p))``; with ``r_p`` the number of negatives that
+violate the margin for ``p`` and ``beta(r) = (sum_{i<=r} 1/i) / r``, the clip loss is the mean over its
+positives of ``beta(r_p) * sum_q h``, and the batch loss the mean over clips that have a positive.
+
+It is computed without forming the ``[B, C, C]`` pair tensor: negatives are sorted once per clip and the
+violating ones for every positive found by binary search, so the cost is ``O(B C log C)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ._errors import ParameterError
+
+__all__ = ["rank_hinge_loss", "rank_hinge_loss_pairwise", "bce_loss", "LOSSES", "get_loss"]
+
+
+def _rank_weight(r: torch.Tensor) -> torch.Tensor:
+    """``beta(r) = H_r / r`` with ``beta(0) = 0``, for integer-valued float ``r``."""
+    # H_r = digamma(r + 1) + Euler-Mascheroni constant
+    harmonic = torch.special.digamma(r + 1.0) + 0.5772156649015329
+    return torch.where(r > 0, harmonic / r.clamp(min=1.0), torch.zeros_like(r))
+
+
+def rank_hinge_loss(scores: torch.Tensor, targets: torch.Tensor, *, margin: float = 1.0) -> torch.Tensor:
+    """Rank-weighted multi-label hinge loss.
+
+    Parameters
+    ----------
+    scores : torch.Tensor [B, C]
+        Clip scores ``F``.
+    targets : torch.Tensor [B, C]
+        Multi-hot labels (bool or 0/1).
+    margin : float
+        The margin ``Delta``.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss; 0 when no clip of the batch has a positive.
+    """
+    if scores.shape != targets.shape or scores.ndim != 2:
+        raise ParameterError(f"scores and targets must both be [B, C], got {tuple(scores.shape)} "
+                             f"and {tuple(targets.shape)}")
+    pos = targets.bool()
+    n_classes = scores.shape[1]
+    neg_inf = torch.tensor(float("-inf"), dtype=scores.dtype, device=scores.device)
+    neg_sorted, _ = torch.sort(torch.where(pos, neg_inf, scores), dim=1)  # positives first, as -inf
+    finite = torch.where(torch.isinf(neg_sorted), torch.zeros_like(neg_sorted), neg_sorted)
+    prefix = F.pad(torch.cumsum(finite, dim=1), (1, 0))  # [B, C + 1]; prefix[i] = sum of first i
+    threshold = (scores - margin).detach()  # F(q) > F(p) - margin  <=>  the pair violates
+    first_violator = torch.searchsorted(neg_sorted.detach().contiguous(), threshold.contiguous(), right=True)
+    n_violators = (n_classes - first_violator).to(scores.dtype)  # r_p, for every class as if positive
+    violating_sum = prefix[:, -1:] - torch.gather(prefix, 1, first_violator)
+    hinge_sum = violating_sum + n_violators * (margin - scores)  # sum_q max(0, margin + F(q) - F(p))
+    per_pair = _rank_weight(n_violators) * hinge_sum
+    per_pair = torch.where(pos, per_pair, torch.zeros_like(per_pair))
+    n_pos = pos.sum(dim=1)
+    has_pos = n_pos > 0
+    if not bool(has_pos.any()):
+        return scores.sum() * 0.0
+    per_clip = per_pair.sum(dim=1)[has_pos] / n_pos[has_pos].to(scores.dtype)
+    return per_clip.mean()
+
+
+def rank_hinge_loss_pairwise(scores: torch.Tensor, targets: torch.Tensor, *, margin: float = 1.0) -> torch.Tensor:
+    """The same loss computed from the explicit ``[B, C, C]`` pair tensor (reference for tests)."""
+    pos = targets.bool()
+    neg = ~pos
+    hinge = (margin + scores[:, None, :] - scores[:, :, None]).clamp(min=0.0)  # [B, p, q]
+    pair = pos[:, :, None] & neg[:, None, :]
+    hinge = hinge * pair
+    r = ((hinge > 0) & pair).sum(dim=2).to(scores.dtype)
+    per_pos = _rank_weight(r) * hinge.sum(dim=2) * pos
+    n_pos = pos.sum(dim=1)
+    has_pos = n_pos > 0
+    if not bool(has_pos.any()):
+        return scores.sum() * 0.0
+    return (per_pos.sum(dim=1)[has_pos] / n_pos[has_pos].to(scores.dtype)).mean()
+
+
+def bce_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy on ``sigmoid(F)``, averaged over clips and classes (ablation)."""
+    return F.binary_cross_entropy_with_logits(scores, targets.to(scores.dtype))
+
+
+LOSSES = {"rank_hinge": rank_hinge_loss, "bce": bce_loss}
+
+
+def get_loss(name: str):
+    """The loss function registered under ``name`` ("rank_hinge" or "bce")."""
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise ParameterError(f"unknown loss {name!r} (expected one of: {', '.join(LOSSES)})") from None

@@ -1,0 +1,297 @@
+"""Fitting a :class:`~zeroshot_audio.model.ZeroShotModel` on segment embeddings from a store.
+
+Training sees the clips of a :class:`ClipSet` (rows of an embedding store + multi-hot targets over the
+training classes) and the label embeddings of those classes only. Early stopping watches macro mAP of
+the validation clips over the validation classes, which the model never trains on: model selection
+itself is zero-shot.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from ._errors import ParameterError
+from .losses import LOSSES, get_loss
+from .metrics import mean_average_precision
+from .model import ModelConfig, ZeroShotModel
+
+__all__ = ["TrainOptions", "ClipSet", "FitResult", "fit", "predict", "resolve_device", "SegmentSource"]
+
+log = logging.getLogger(__name__)
+
+
+class SegmentSource(Protocol):
+    """What training needs of a store: padded batches of segment embeddings by row."""
+
+    def batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Optimisation settings, validated on creation.
+
+    Parameters
+    ----------
+    epochs : int
+        Upper bound on passes over the training clips.
+    batch_size : int
+    lr, weight_decay : float
+    optimizer : {"adamw", "sgd"}
+    momentum : float
+        SGD momentum.
+    loss : {"rank_hinge", "bce"}
+    margin : float
+        Hinge margin ``Delta``.
+    patience : int
+        Epochs without a better validation mAP before stopping (0 = never stop early).
+    seed : int
+        Seeds initialisation and batch order: equal seeds give equal models on one device.
+    device : {"auto", "cpu", "cuda"}
+    normalize : bool
+        Standardise audio embedding dimensions with training statistics.
+    """
+
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    loss: str = "rank_hinge"
+    margin: float = 1.0
+    patience: int = 10
+    seed: int = 0
+    device: str = "auto"
+    normalize: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ParameterError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.patience < 0:
+            raise ParameterError(f"patience must be >= 0, got {self.patience}")
+        if not self.lr > 0:
+            raise ParameterError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ParameterError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ParameterError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
+        if self.loss not in LOSSES:
+            raise ParameterError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ParameterError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ClipSet:
+    """Clips for training or scoring: ``rows [N]`` of ``store`` and their ``targets [N, C]`` (bool)."""
+
+    store: SegmentSource
+    rows: np.ndarray
+    targets: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.rows = np.asarray(self.rows, dtype=np.int64)
+        self.targets = np.asarray(self.targets, dtype=bool)
+        if self.targets.ndim != 2 or self.targets.shape[0] != self.rows.shape[0]:
+            raise ParameterError(
+                f"targets must be [N, C] with N = {self.rows.shape[0]} rows, got {self.targets.shape}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+
+@dataclass
+class FitResult:
+    model: ZeroShotModel
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_map: float | None = None
+    seconds: float = 0.0
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without CUDA is a :class:`ParameterError`."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("--device cuda was asked for but no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise ParameterError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}")
+    return torch.device(name)
+
+
+def _batches(n: int, batch_size: int, order: np.ndarray | None = None):
+    idx = np.arange(n) if order is None else order
+    for start in range(0, n, batch_size):
+        yield idx[start : start + batch_size]
+
+
+def _to_device(store: SegmentSource, rows: np.ndarray, device: torch.device):
+    x, mask = store.batch(rows)
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device), torch.from_numpy(
+        np.asarray(mask, dtype=bool)
+    ).to(device)
+
+
+def _input_statistics(clips: ClipSet, *, max_clips: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and std of the real segments of (a sample of) the clips."""
+    rng = np.random.default_rng(seed)
+    rows = clips.rows if len(clips) <= max_clips else rng.choice(clips.rows, max_clips, replace=False)
+    total = None
+    count = 0
+    sq = None
+    for part in _batches(len(rows), 512):
+        x, mask = clips.store.batch(rows[part])
+        real = np.asarray(x, dtype=np.float64)[np.asarray(mask, dtype=bool)]
+        total = real.sum(0) if total is None else total + real.sum(0)
+        sq = (real**2).sum(0) if sq is None else sq + (real**2).sum(0)
+        count += real.shape[0]
+    mean = total / count
+    std = np.sqrt(np.maximum(sq / count - mean**2, 0.0))
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+@torch.no_grad()
+def predict(
+    model: ZeroShotModel,
+    store: SegmentSource,
+    rows: np.ndarray,
+    class_emb: np.ndarray,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """Clip scores ``[N, C]`` of the clips at ``rows`` for the classes of ``class_emb [C, Ds]``."""
+    device = torch.device(device)
+    model.eval()
+    rows = np.asarray(rows, dtype=np.int64)
+    k = torch.as_tensor(np.asarray(class_emb, dtype=np.float32), device=device)
+    out = np.zeros((rows.shape[0], k.shape[0]), dtype=np.float32)
+    for part in _batches(rows.shape[0], batch_size):
+        x, mask = _to_device(store, rows[part], device)
+        out[part] = model(x, mask, k).clip_scores.float().cpu().numpy()
+    return out
+
+
+def fit(
+    config: ModelConfig,
+    train: ClipSet,
+    class_emb: np.ndarray,
+    *,
+    val: ClipSet | None = None,
+    val_class_emb: np.ndarray | None = None,
+    options: TrainOptions | None = None,
+    progress: bool | None = False,
+) -> FitResult:
+    """Train a model on ``train`` (targets over the classes of ``class_emb [C, Ds]``).
+
+    Parameters
+    ----------
+    config : ModelConfig
+    train : ClipSet
+        Training clips; ``train.targets`` columns follow the rows of ``class_emb``.
+    class_emb : np.ndarray [C, Ds]
+    val, val_class_emb : optional
+        Validation clips and the embeddings of the classes they are scored on; early stopping keeps the
+        epoch with the best validation mAP. Without them the model of the last epoch is returned.
+    options : TrainOptions
+    progress : bool or None
+        Show a progress bar (None: only on a terminal).
+    """
+    opts = options or TrainOptions()
+    if train.targets.shape[1] != class_emb.shape[0]:
+        raise ParameterError(
+            f"train targets have {train.targets.shape[1]} classes but class_emb has {class_emb.shape[0]} rows"
+        )
+    if len(train) == 0:
+        raise ParameterError("no training clips (after dropping clips of unseen classes?)")
+    if (val is None) != (val_class_emb is None):
+        raise ParameterError("val and val_class_emb are given together or not at all")
+    device = resolve_device(opts.device)
+    torch.manual_seed(opts.seed)
+    rng = np.random.default_rng(opts.seed)
+    model = ZeroShotModel(config)
+    if opts.normalize:
+        mean, std = _input_statistics(train, seed=opts.seed)
+        model.set_normalization(torch.from_numpy(mean), torch.from_numpy(std))
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if opts.optimizer == "adamw":
+        optim: torch.optim.Optimizer = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
+    else:
+        optim = torch.optim.SGD(params, lr=opts.lr, momentum=opts.momentum, weight_decay=opts.weight_decay)
+    loss_fn = get_loss(opts.loss)
+    loss_kwargs = {"margin": opts.margin} if opts.loss == "rank_hinge" else {}
+    k_train = torch.as_tensor(np.asarray(class_emb, dtype=np.float32), device=device)
+    targets = torch.from_numpy(train.targets)
+
+    result = FitResult(model=model)
+    best_state: dict[str, torch.Tensor] | None = None
+    best_score = -math.inf
+    since_best = 0
+    start = time.perf_counter()
+    bar = _progress(opts.epochs, progress)
+    for epoch in range(1, opts.epochs + 1):
+        model.train()
+        order = rng.permutation(len(train))
+        total, n_batches = 0.0, 0
+        for part in _batches(len(train), opts.batch_size, order):
+            x, mask = _to_device(train.store, train.rows[part], device)
+            y = targets[part].to(device)
+            loss = loss_fn(model(x, mask, k_train).clip_scores, y, **loss_kwargs)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            total += float(loss.detach())
+            n_batches += 1
+        record = {"epoch": epoch, "loss": total / max(n_batches, 1)}
+        if val is not None and len(val):
+            scores = predict(model, val.store, val.rows, val_class_emb, device=device)
+            val_map, _ = mean_average_precision(val.targets, scores)
+            record["val_map"] = val_map
+            score = val_map if not math.isnan(val_map) else -record["loss"]
+        else:
+            score = -record["loss"]
+        result.history.append(record)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
+        if score > best_score:
+            best_score, since_best, result.best_epoch = score, 0, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            since_best += 1
+            if val is not None and opts.patience and since_best >= opts.patience:
+                break
+    if bar is not None:
+        bar.close()
+    if val is not None and best_state is not None:
+        model.load_state_dict(best_state)
+        vm = result.history[result.best_epoch - 1].get("val_map")
+        result.best_val_map = None if vm is None or math.isnan(vm) else float(vm)
+    model.eval()
+    result.seconds = time.perf_counter() - start
+    log.info("trained %s in %.1f s, best epoch %d", config.pooling, result.seconds, result.best_epoch)
+    return result
+
+
+def _progress(total: int, progress: bool | None):
+    if progress is False:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="epochs", unit="ep", disable=None if progress is None else not progress)
