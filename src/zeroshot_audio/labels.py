@@ -189,11 +189,13 @@ class CachedLabelEncoder(LabelEncoder):
             except (OSError, ValueError):
                 todo.append(i)
         if todo:
-            fresh = self.encoder.encode([texts[i] for i in todo])
-            for i, vec in zip(todo, fresh):
-                out[i] = vec
+            unique = list(dict.fromkeys(texts[i] for i in todo))  # each missing text is encoded once
+            fresh = dict(zip(unique, self.encoder.encode(unique)))
+            for i in todo:
+                out[i] = fresh[texts[i]]
+            for text, vec in fresh.items():
                 try:
-                    with atomic_path(self._path(texts[i])) as tmp:
+                    with atomic_path(self._path(text)) as tmp:
                         with open(tmp, "wb") as f:
                             np.save(f, vec)
                 except OSError as err:  # a read-only cache costs speed, not the run

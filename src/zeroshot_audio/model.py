@@ -136,6 +136,20 @@ class ZeroShotModel(nn.Module):
         self.audio_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.audio_scale.copy_(1.0 / torch.where(std > 1e-6, std, torch.ones_like(std)))
 
+    def project_audio(self, x: torch.Tensor) -> torch.Tensor:
+        """``theta`` (and ``theta_a``) of standardised inputs: ``[..., Da] -> [..., D * branches]``.
+
+        The standardisation is folded into the first linear layer, so it costs nothing per segment.
+        """
+        if isinstance(self.audio_proj, nn.Linear):
+            first, rest = self.audio_proj, None
+        else:
+            first, rest = self.audio_proj[0], self.audio_proj[1:]
+        weight = first.weight * self.audio_scale  # [out, Da]
+        bias = first.bias - weight @ self.audio_mean
+        h = nn.functional.linear(x, weight, bias)
+        return h if rest is None else rest(h)
+
     def encode_classes(self, class_emb: torch.Tensor) -> torch.Tensor:
         """``psi(phi)`` (and ``psi_a(phi)``) for every class: ``[C, D * branches]``."""
         return self.text_proj(class_emb)
@@ -166,7 +180,6 @@ class ZeroShotModel(nn.Module):
             raise ParameterError(f"class_emb must be [C, {cfg.text_dim}], got {tuple(class_emb.shape)}")
         if mask is None:
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-        x = (x - self.audio_mean) * self.audio_scale
         k = self.encode_classes(class_emb)  # [C, D*branches]
         d = cfg.dim
         maskf = mask.to(x.dtype).unsqueeze(-1)  # [B, T, 1]
@@ -174,15 +187,15 @@ class ZeroShotModel(nn.Module):
 
         if cfg.pooling == "mean" and not return_segments:
             pooled = (x * maskf).sum(dim=1) / n_real  # [B, Da]
-            clip = self.dropout(self.audio_proj(pooled)) @ k[:, :d].T
+            clip = self.dropout(self.project_audio(pooled)) @ k[:, :d].T
             return ModelOutput(clip, None, None)
 
-        q = self.dropout(self.audio_proj(x))  # [B, T, D*branches]
+        q = self.dropout(self.project_audio(x))  # [B, T, D*branches]
         seg = torch.matmul(q[..., :d], k[:, :d].T)  # [B, T, C]
         pad = ~mask.unsqueeze(-1)  # [B, T, 1]
         if cfg.pooling == "mean":
             pooled = (x * maskf).sum(dim=1) / n_real
-            clip = self.audio_proj(pooled) @ k[:, :d].T
+            clip = self.project_audio(pooled) @ k[:, :d].T
             att = (maskf / n_real.unsqueeze(1)).expand_as(seg)
         elif cfg.pooling == "max":
             masked = seg.masked_fill(pad, float("-inf"))
