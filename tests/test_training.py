@@ -9,7 +9,6 @@ from zeroshot_audio import (
     ClipSet,
     ModelConfig,
     ParameterError,
-    StoreError,
     StoreMeta,
     TrainedModel,
     TrainOptions,
@@ -104,7 +103,7 @@ def test_checkpoint_round_trip(planted, tmp_path):
     loaded.check_store(planted.store)
     other = MemoryStore(planted.store.keys, planted.store.segments,
                         meta=StoreMeta(embedder="vggish", embedder_version="1", dim=24, hop=1.0))
-    with pytest.raises(StoreError, match="vggish"):
+    with pytest.raises(CheckpointError, match="vggish"):
         loaded.check_store(other)
 
 

@@ -66,10 +66,13 @@ class TrainedModel:
         return self.model.config
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model directory at ``path`` (atomically replacing an existing one)."""
+        """Write the model directory at ``path`` (atomically replacing an existing model directory; any other
+        non-empty directory is refused)."""
         import torch
 
         path = Path(path)
+        if path.is_dir() and any(path.iterdir()) and not (path / "config.json").is_file():
+            raise CheckpointError(f"{path}: exists and is not a model directory (refusing to replace it)")
         doc = {
             "format": CHECKPOINT_FORMAT,
             "model_config": self.config.to_dict(),
@@ -125,7 +128,12 @@ class TrainedModel:
 
     def check_store(self, store: Any, *, name: str = "model") -> None:
         """Refuse a store made by another embedder than the one this model was trained on."""
-        store.check_compatible(self.embedder, what=name)
+        from ._errors import StoreError
+
+        try:
+            store.check_compatible(self.embedder, what=name)
+        except StoreError as err:
+            raise CheckpointError(str(err)) from None
 
     def check_label_encoder(self, encoder: Any) -> None:
         """Refuse a label encoder whose space differs from the one the model was trained in."""

@@ -145,16 +145,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _require(path: str | None, what: str, *, kind: str = "dir") -> None:
+    """A path given on the command line must exist: a missing one is a usage error naming the option."""
+    if path is None:
+        return
+    p = Path(path)
+    if kind == "dir" and not p.is_dir():
+        raise ParameterError(f"{what} {path}: {'not a directory' if p.exists() else 'no such directory'}")
+    if kind == "file" and not p.is_file():
+        raise ParameterError(f"{what} {path}: {'not a file' if p.exists() else 'no such file'}")
+
+
+def _writable_output(path: str | None, what: str, *, directory: bool, replace_if: str | None = None) -> None:
+    """Check an output path before the work starts, so a long run does not fail at its last step."""
+    if path is None:
+        return
+    p = Path(path)
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ParameterError(f"{what} {path}: {parent} is not a directory")
+            break
+    if not p.exists():
+        return
+    if directory and not p.is_dir():
+        raise ParameterError(f"{what} {path}: exists and is not a directory")
+    if not directory and p.is_dir():
+        raise ParameterError(f"{what} {path}: is a directory (expected a file name)")
+    if replace_if and p.is_dir() and any(p.iterdir()) and not (p / replace_if).is_file():
+        raise ParameterError(f"{what} {path}: exists and is not a model directory (refusing to replace it)")
+
+
 def _read_class_file(path: str) -> list[str]:
     from .data.dataset import read_class_list
 
+    _require(path, "--classes", kind="file")
     return read_class_list(path)
 
 
 def _label_encoder(name: str):
     from .labels import get_label_encoder
 
-    return get_label_encoder(name)
+    try:
+        return get_label_encoder(name)
+    except ParameterError as err:
+        raise ParameterError(f"--label-encoder: {err}") from None
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -167,9 +202,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .model import ModelConfig
     from .training import ClipSet, fit
 
+    _require(args.data, "DATA")
+    _require(args.store, "--store")
+    _writable_output(args.out, "--out", directory=True, replace_if="config.json")
     dataset = read_dataset(args.data)
     store = open_store(args.store)
     classes = _read_class_file(args.classes) if args.classes else list(dataset.classes)
+    unknown = [c for c in classes if c not in set(dataset.classes)]
+    if unknown:
+        raise ParameterError(f"--classes {args.classes}: {len(unknown)} class(es) not in the dataset {args.data}, "
+                             f"e.g. {unknown[0]!r}")
     encoder = _label_encoder(args.label_encoder)
     config = ModelConfig(audio_dim=int(store.meta.dim), text_dim=int(encoder.dim), pooling=args.pooling,
                          **_model_kwargs(args))
@@ -216,6 +258,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .metrics import evaluate_scores
     from .training import resolve_device
 
+    _require(args.data, "DATA")
+    _require(args.store, "--store")
+    _writable_output(args.json_out, "--json", directory=False)
     trained = TrainedModel.load(args.model)
     dataset = read_dataset(args.data)
     store = open_store(args.store)
@@ -261,8 +306,12 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     from .benchmark import ProtocolOptions, results_markdown, run_protocol
 
     systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
-    options = ProtocolOptions(folds=args.folds, seed=args.seed, strict=args.strict, systems=systems,
-                              model=_model_kwargs(args), train=_train_options(args))
+    try:
+        options = ProtocolOptions(folds=args.folds, seed=args.seed, strict=args.strict, systems=systems,
+                                  model=_model_kwargs(args), train=_train_options(args))
+    except ParameterError as err:
+        raise ParameterError(f"{'--systems: ' if 'system' in str(err) else ''}{err}") from None
+    _writable_output(args.out, "--out", directory=True)
     if args.synthetic:
         if args.data or args.store:
             raise ParameterError("--synthetic takes no DATA or --store")
@@ -278,6 +327,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         from .data import open_store, read_dataset
         from .labels import class_matrix
 
+        _require(args.data, "DATA")
+        _require(args.store, "--store")
         dataset = read_dataset(args.data)
         store = open_store(args.store)
         encoder = _label_encoder(args.label_encoder)
@@ -306,7 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors
         return int(exc.code or 0)
     if args.command is None:
-        parser.print_help()
+        parser.print_usage(sys.stderr)
+        print("zsa: error: a command is required (train, evaluate or benchmark; see zsa --help)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="zsa: %(message)s")
     try:
@@ -314,6 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ZsaError as err:
         print(f"zsa: error: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:  # a file system error the checks above did not foresee: one line, not a traceback
+        print(f"zsa: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("zsa: interrupted", file=sys.stderr)
         return 130

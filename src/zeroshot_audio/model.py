@@ -193,12 +193,13 @@ class ZeroShotModel(nn.Module):
         q = self.dropout(self.project_audio(x))  # [B, T, D*branches]
         seg = torch.matmul(q[..., :d], k[:, :d].T)  # [B, T, C]
         pad = ~mask.unsqueeze(-1)  # [B, T, 1]
+        padded = not bool(mask.all())
         if cfg.pooling == "mean":
             pooled = (x * maskf).sum(dim=1) / n_real
             clip = self.project_audio(pooled) @ k[:, :d].T
             att = (maskf / n_real.unsqueeze(1)).expand_as(seg)
         elif cfg.pooling == "max":
-            masked = seg.masked_fill(pad, float("-inf"))
+            masked = seg.masked_fill(pad, float("-inf")) if padded else seg
             clip = masked.max(dim=1).values
             att = torch.zeros_like(seg).scatter_(1, masked.argmax(dim=1, keepdim=True), 1.0)
         else:
@@ -206,7 +207,7 @@ class ZeroShotModel(nn.Module):
                 logits = torch.matmul(q[..., d:], k[:, d:].T)
             else:
                 logits = seg / cfg.temperature
-            att = torch.softmax(logits.masked_fill(pad, float("-inf")), dim=1)
+            att = torch.softmax(logits.masked_fill(pad, float("-inf")) if padded else logits, dim=1)
             clip = (att * seg).sum(dim=1)
         if return_segments:
             return ModelOutput(clip, seg, att)

@@ -140,6 +140,24 @@ def _batches(n: int, batch_size: int, order: np.ndarray | None = None):
         yield idx[start : start + batch_size]
 
 
+def _prefetched(store: SegmentSource, row_batches: list[np.ndarray]):
+    """Yield ``(x, mask)`` for each batch of rows, loading the next batch in a thread meanwhile.
+
+    Reading a store (memory-mapped gather, float16 -> float32) overlaps with the matrix products.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not row_batches:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zsa-prefetch") as pool:
+        pending = pool.submit(store.batch, row_batches[0])
+        for i in range(len(row_batches)):
+            x, mask = pending.result()
+            if i + 1 < len(row_batches):
+                pending = pool.submit(store.batch, row_batches[i + 1])
+            yield x, mask
+
+
 def _to_device(store: SegmentSource, rows: np.ndarray, device: torch.device):
     x, mask = store.batch(rows)
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device), torch.from_numpy(
@@ -247,10 +265,11 @@ def fit(
     bar = _progress(opts.epochs, progress)
     for epoch in range(1, opts.epochs + 1):
         model.train()
-        order = rng.permutation(len(train))
+        parts = list(_batches(len(train), opts.batch_size, rng.permutation(len(train))))
         total, n_batches = 0.0, 0
-        for part in _batches(len(train), opts.batch_size, order):
-            x, mask = _to_device(train.store, train.rows[part], device)
+        for part, (x_np, mask_np) in zip(parts, _prefetched(train.store, [train.rows[p] for p in parts])):
+            x = torch.from_numpy(np.ascontiguousarray(x_np, dtype=np.float32)).to(device)
+            mask = torch.from_numpy(np.asarray(mask_np, dtype=bool)).to(device)
             y = targets[part].to(device)
             loss = loss_fn(model(x, mask, k_train).clip_scores, y, **loss_kwargs)
             optim.zero_grad(set_to_none=True)
