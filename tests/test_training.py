@@ -122,3 +122,25 @@ def test_checkpoint_errors(planted, tmp_path):
     (path / "weights.pt").unlink()
     with pytest.raises(CheckpointError, match="weights.pt"):
         TrainedModel.load(path)
+
+
+def test_float16_store_gives_the_same_map_as_float32(planted, tmp_path):
+    from zeroshot_audio import StoreWriter, open_store
+
+    d = planted
+    results = {}
+    for dtype in ("float16", "float32"):
+        meta = StoreMeta(embedder="synthetic", embedder_version="3", dim=24, hop=1.0, dtype=dtype)
+        with StoreWriter(tmp_path / dtype, meta, shard_size=128) as w:
+            for key, seg in zip(d.store.keys, d.store.segments):
+                w.add(key, seg)
+        store = open_store(tmp_path / dtype)
+        y = d.dataset.label_matrix()
+        split = np.array(d.dataset.splits)
+        rows = store.index_of(d.dataset.filenames)
+        train = ClipSet(store, rows[split == "train"], y[split == "train"])
+        res = fit(ModelConfig(audio_dim=24, text_dim=12, dim=16), train, d.class_embeddings,
+                  options=TrainOptions(epochs=6, device="cpu"))
+        scores = predict(res.model, store, rows[split == "test"], d.class_embeddings)
+        results[dtype], _ = mean_average_precision(y[split == "test"], scores)
+    assert abs(results["float16"] - results["float32"]) < 0.005, results
