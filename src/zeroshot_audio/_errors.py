@@ -63,3 +63,9 @@ class MissingDependencyError(ZsaError, ImportError):
 def missing_dependency(package: str, feature: str) -> MissingDependencyError:
     """Build the error raised when optional ``package`` is needed for ``feature``."""
     return MissingDependencyError(f"{feature} needs the package '{package}': pip install {package}")
+
+
+def name_some(items: list, limit: int = 5) -> str:
+    """``'a', 'b' and 3 more``: the first ``limit`` items of a list for an error message."""
+    shown = ", ".join(repr(x) for x in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")

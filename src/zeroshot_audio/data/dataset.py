@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import DataError, ParameterError
+from .._errors import DataError, ParameterError, name_some
 from .._io import write_text_atomic
 
 __all__ = ["Event", "Dataset", "read_dataset", "write_dataset", "SPLITS"]
@@ -142,10 +142,8 @@ class Dataset:
         known = set(self.classes)
         unknown = [c for c in classes if c not in known]
         if unknown:
-            shown = ", ".join(repr(c) for c in unknown[:5])
-            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
             raise ParameterError(
-                f"label_matrix: class {shown}{more} is not a class of the dataset {self.root}"
+                f"label_matrix: class {name_some(unknown)} is not a class of the dataset {self.root}"
                 f" ({len(self.classes)} classes)"
             )
         columns: dict[str, list[int]] = {}

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .._errors import ParameterError, StoreError
+from .._errors import ParameterError, StoreError, name_some
 from .store import StoreMeta, identity_mismatch
 
 __all__ = ["MemoryStore"]
@@ -58,7 +58,7 @@ class MemoryStore:
     def index_of(self, keys: Sequence[str]) -> np.ndarray:
         missing = [k for k in keys if k not in self._row]
         if missing:
-            raise StoreError(f"{len(missing)} clip(s) missing from the memory store, e.g. {missing[:5]}")
+            raise StoreError(f"{len(missing)} of {len(keys)} key(s) are not in store {self.path}: {name_some(missing)}")
         return np.array([self._row[k] for k in keys], dtype=np.int64)
 
     def get(self, key: str) -> np.ndarray:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import ParameterError, StoreError
+from .._errors import ParameterError, StoreError, name_some
 from .._io import atomic_path, write_json_atomic, write_text_atomic
 
 __all__ = [
@@ -704,10 +704,8 @@ class EmbeddingStore:
         row = self._row
         missing = [k for k in keys if k not in row]
         if missing:
-            shown = ", ".join(repr(k) for k in missing[:5])
-            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise StoreError(
-                f"{len(missing)} of {len(keys)} key(s) are not in store {self.path}: {shown}{more}"
+                f"{len(missing)} of {len(keys)} key(s) are not in store {self.path}: {name_some(missing)}"
             )
         return np.fromiter((row[k] for k in keys), dtype=np.int64, count=len(keys))
 
