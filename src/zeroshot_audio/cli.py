@@ -104,6 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    p = sub.add_parser("embed", help="audio files -> segment embeddings in a store",
+                       description="Embed audio (dataset directories, folders or files) into an embedding store. "
+                                   "Resumable: a second run embeds only what is missing. Files that fail are "
+                                   "listed in STORE/failures.csv and the run goes on (exit 1).")
+    p.add_argument("inputs", nargs="+", metavar="DATA_OR_AUDIO", help="dataset directory, folder or audio file")
+    p.add_argument("--out", required=True, metavar="STORE", help="embedding store to write or resume")
+    p.add_argument("--embedder", default="yamnet", help="segment embedder (default: %(default)s)")
+    p.add_argument("--hop", type=_positive_float, default=0.96,
+                   help="seconds between segment starts (default: %(default)s)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
     p = sub.add_parser("train", help="train a model on a dataset's segment embeddings",
                        description="Train a zero-shot model on the train clips of DATA (early stopping on the "
                                    "val clips) and write it to a model directory.")
@@ -190,6 +202,28 @@ def _label_encoder(name: str):
         return get_label_encoder(name)
     except ParameterError as err:
         raise ParameterError(f"--label-encoder: {err}") from None
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from .embed import embed_to_store, resolve_inputs
+    from .embedders import available_embedders
+
+    if args.embedder not in available_embedders():
+        raise ParameterError(f"--embedder: unknown embedder {args.embedder!r} "
+                             f"(available: {', '.join(available_embedders())})")
+    _writable_output(args.out, "--out", directory=True)
+    items = resolve_inputs(args.inputs)
+    if not items:
+        raise ParameterError(f"no audio files found in {', '.join(args.inputs)}")
+    summary = embed_to_store(items, args.out, embedder=args.embedder, hop=args.hop, workers=args.workers,
+                             progress=False if args.quiet else None)
+    for key in summary.silent:
+        print(f"zsa: warning: {key}: digitally silent (embedded; every silent segment gives the same embedding)",
+              file=sys.stderr)
+    for key, reason in summary.failures.items():
+        print(f"zsa: failed: {key}: {reason}", file=sys.stderr)
+    print(summary.line() + (f"; failures listed in {Path(args.out) / 'failures.csv'}" if summary.failures else ""))
+    return 1 if summary.failures else 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -346,7 +380,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "benchmark": _cmd_benchmark}
+_COMMANDS = {"embed": _cmd_embed, "train": _cmd_train, "evaluate": _cmd_evaluate, "benchmark": _cmd_benchmark}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -358,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     if args.command is None:
         parser.print_usage(sys.stderr)
-        print("zsa: error: a command is required (train, evaluate or benchmark; see zsa --help)", file=sys.stderr)
+        print("zsa: error: a command is required (see zsa --help)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="zsa: %(message)s")
     try:

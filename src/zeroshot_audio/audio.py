@@ -1,0 +1,430 @@
+"""Audio decoding: any file libsndfile reads, as a float32 mono waveform at the embedder's sample rate.
+
+Every function returns what :meth:`zeroshot_audio.embedders.base.Embedder.embed` takes: a 1-D float32
+array at ``sample_rate`` (16 kHz by default) with values in [-1, 1].
+
+* Decoding is done by ``soundfile`` (libsndfile: WAV, FLAC, OGG Vorbis/Opus, MP3, AIFF, ...). Integer PCM
+  (8/16/24/32-bit) is scaled to [-1, 1] by libsndfile; float files are read as they are.
+* Multichannel audio is mixed down to mono as the mean of the channels.
+* When the file's rate differs from ``sample_rate`` the signal is resampled with ``soxr`` (quality
+  ``"HQ"``); otherwise samples are passed through untouched.
+* The result is clipped to [-1, 1]: resampling can overshoot full-scale content slightly, and a float file
+  can hold values beyond full scale (logged as a warning, once per file).
+
+:func:`stream_audio` yields the same signal in fixed-size blocks while holding at most about two blocks in
+memory, so a long recording is never decoded whole. ``soxr.ResampleStream`` and ``soxr.resample`` give
+bit-identical output here (soxr 1.1: maximum difference 0.0 for 8, 22.05, 44.1 and 48 kHz inputs and any
+block size), so the concatenated blocks equal :func:`load_audio` exactly, length included.
+
+Errors
+------
+:class:`~zeroshot_audio.AudioError` (one line, naming the file) for: a missing file; a file that is not audio
+or whose header cannot be read; a file with zero frames or nothing decodable; NaN/inf samples; a decode error
+inside the file (corrupt FLAC/MP3 body). A file whose data stops before the length its header announces (a
+truncated download) is not an error: libsndfile returns what is there (WAV: the header length is corrected
+on open; MP3: decoding stops early) and a warning is logged. A silent file is valid audio: see
+:func:`is_silent` for callers that want to warn.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._errors import AudioError, ParameterError
+
+if TYPE_CHECKING:
+    import soundfile
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "AudioInfo",
+    "audio_info",
+    "load_audio",
+    "stream_audio",
+    "find_audio_files",
+    "is_silent",
+]
+
+logger = logging.getLogger(__name__)
+
+#: File name extensions (lower case) that :func:`find_audio_files` picks up in folders: the containers the
+#: bundled libsndfile reads (``soundfile.available_formats()``: WAV/WAVEX/RF64/W64, FLAC, OGG Vorbis and
+#: Opus, MP3, AIFF, AU, CAF). Files named explicitly are decoded whatever their extension.
+AUDIO_EXTENSIONS: tuple[str, ...] = (
+    ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".snd", ".caf",
+    ".w64", ".rf64",
+)
+
+#: Frames read from the file at a time by :func:`load_audio` (memory per read: frames * channels * 4 bytes).
+_READ_FRAMES = 1 << 18
+
+_RESAMPLE_QUALITY = "HQ"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What an audio file's header says.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    sample_rate : int
+        Frames per second in the file.
+    channels : int
+        Number of channels.
+    frames : int
+        Number of frames (samples per channel) the header announces.
+    duration : float
+        ``frames / sample_rate`` in seconds.
+    format : str
+        libsndfile container name ("WAV", "FLAC", "OGG", "MP3", ...).
+    subtype : str or None
+        libsndfile sample encoding ("PCM_16", "FLOAT", "VORBIS", "MPEG_LAYER_III", ...), None when unknown.
+    """
+
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+    duration: float
+    format: str
+    subtype: str | None
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _check_rate(sample_rate: int) -> int:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise ParameterError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    return int(sample_rate)
+
+
+def _check_seconds(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ParameterError(f"{name} must be a positive number of seconds, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ParameterError(f"{name} must be a positive number of seconds, got {value!r}")
+    return value
+
+
+def _one_line(err: BaseException) -> str:
+    """The libsndfile reason of ``err`` (or its message) on one line."""
+    text = getattr(err, "error_string", None) or str(err) or type(err).__name__
+    return " ".join(text.split())
+
+
+def _open(path: str | os.PathLike[str]) -> soundfile.SoundFile:
+    """Open ``path`` for reading; AudioError when it is missing or not readable audio."""
+    import soundfile as sf
+
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"audio file {path}: no such file")
+    if p.is_dir():
+        raise AudioError(f"audio file {path}: is a directory, not an audio file")
+    try:
+        return sf.SoundFile(str(p))
+    except (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError) as err:
+        raise AudioError(f"audio file {path}: not an audio file or unreadable header ({_one_line(err)})") from None
+
+
+def _info(f: soundfile.SoundFile, path: str | os.PathLike[str]) -> AudioInfo:
+    if f.frames <= 0:
+        raise AudioError(f"audio file {path}: zero length (the file holds 0 frames)")
+    return AudioInfo(path=Path(path), sample_rate=int(f.samplerate), channels=int(f.channels),
+                     frames=int(f.frames), duration=f.frames / f.samplerate, format=str(f.format),
+                     subtype=str(f.subtype) if f.subtype else None)
+
+
+def _read_mono(f: soundfile.SoundFile, path: str | os.PathLike[str], block_frames: int,
+               limit: int | None = None) -> Iterator[np.ndarray]:
+    """Decode ``f`` from its current position in reads of ``block_frames``, yielding mono blocks.
+
+    Yields float32 arrays ``[m]`` (``m <= block_frames``, the mean of the channels) at the file's rate.
+    Stops after ``limit`` frames when given. Raises AudioError on a decode error, on NaN/inf samples and
+    when nothing at all could be decoded.
+    """
+    import soundfile as sf
+
+    rate = f.samplerate
+    announced = f.frames
+    pos = 0
+    warned_range = False
+    while limit is None or pos < limit:
+        want = block_frames if limit is None else min(block_frames, limit - pos)
+        try:
+            block = f.read(want, dtype="float32", always_2d=True)
+        except (sf.SoundFileError, RuntimeError, OSError, ValueError) as err:
+            raise AudioError(f"audio file {path}: decode error between {pos / rate:.2f} s and "
+                             f"{(pos + want) / rate:.2f} s ({_one_line(err)})") from None
+        n = block.shape[0]
+        if n == 0:
+            break
+        mono = block[:, 0].copy() if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+        del block
+        finite = np.isfinite(mono)
+        if not finite.all():
+            first = pos + int(np.argmin(finite))
+            raise AudioError(f"audio file {path}: contains NaN/inf samples (first at {first / rate:.3f} s)")
+        if not warned_range:
+            peak = float(np.max(np.abs(mono)))
+            if peak > 1.0:
+                logger.warning("%s: samples beyond full scale (peak %.3g) are clipped to [-1, 1]", path, peak)
+                warned_range = True
+        pos += n
+        yield mono
+        if n < want:  # a short read: the decoder has no more data
+            break
+    if pos == 0:
+        raise AudioError(f"audio file {path}: zero length (nothing decodable; the header announces "
+                         f"{announced} frames)")
+    if limit is None and pos < announced:
+        logger.warning("%s: decoded %d of the %d frames the header announces (truncated file?)",
+                       path, pos, announced)
+
+
+# -------------------------------------------------------------------------------------------------- API
+
+
+def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
+    """Read the header of an audio file (no samples are decoded).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The audio file.
+
+    Returns
+    -------
+    AudioInfo
+
+    Raises
+    ------
+    AudioError
+        The file does not exist, is not audio, its header cannot be read, or it holds zero frames.
+    """
+    with _open(path) as f:
+        return _info(f, path)
+
+
+def load_audio(path: str | os.PathLike[str], *, sample_rate: int = 16000,
+               max_seconds: float | None = None) -> np.ndarray:
+    """Decode a whole audio file to a mono waveform.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The audio file (any format libsndfile reads; the extension does not matter).
+    sample_rate : int
+        Output sample rate in Hz; the signal is resampled with soxr ("HQ") when the file's rate differs.
+    max_seconds : float, optional
+        Decode only the first ``max_seconds`` of the file (the output then has at most
+        ``round(max_seconds * sample_rate)`` samples).
+
+    Returns
+    -------
+    np.ndarray [n]
+        float32 mono waveform at ``sample_rate``, values in [-1, 1]; ``n`` is about
+        ``duration * sample_rate`` (``round(frames * sample_rate / file_rate)``). Short clips are returned
+        as they are.
+
+    Raises
+    ------
+    AudioError
+        Missing file, not audio, unreadable header, zero length, NaN/inf samples, decode error.
+    ParameterError
+        ``sample_rate`` or ``max_seconds`` is not positive.
+    """
+    sample_rate = _check_rate(sample_rate)
+    if max_seconds is not None:
+        max_seconds = _check_seconds("max_seconds", max_seconds)
+        if round(max_seconds * sample_rate) < 1:
+            raise ParameterError(f"max_seconds={max_seconds!r} gives no sample at {sample_rate} Hz")
+    with _open(path) as f:
+        info = _info(f, path)
+        limit = None if max_seconds is None else max(1, math.ceil(max_seconds * info.sample_rate))
+        # filled in place: peak memory is one mono copy at the file's rate (plus the resampled output)
+        wav = np.empty(info.frames if limit is None else min(limit, info.frames), dtype=np.float32)
+        pos = 0
+        for mono in _read_mono(f, path, _READ_FRAMES, limit):  # never more than the header's frames
+            wav[pos:pos + mono.shape[0]] = mono
+            pos += mono.shape[0]
+    wav = wav[:pos]
+    if info.sample_rate != sample_rate:
+        import soxr
+
+        wav = soxr.resample(wav, info.sample_rate, sample_rate, quality=_RESAMPLE_QUALITY)
+    if max_seconds is not None:
+        wav = wav[: int(round(max_seconds * sample_rate))]
+    if wav.shape[0] == 0:
+        raise AudioError(f"audio file {path}: zero length (no sample left at {sample_rate} Hz)")
+    wav = np.ascontiguousarray(wav, dtype=np.float32)
+    np.clip(wav, -1.0, 1.0, out=wav)
+    logger.debug("decoded %s: %d Hz x %d ch -> %d samples at %d Hz", path, info.sample_rate, info.channels,
+                 wav.shape[0], sample_rate)
+    return wav
+
+
+def stream_audio(path: str | os.PathLike[str], *, sample_rate: int = 16000,
+                 block_seconds: float = 30.0) -> Iterator[np.ndarray]:
+    """Decode an audio file block by block, with memory bounded by the block size.
+
+    The file is read ``block_seconds`` at a time, mixed down to mono and resampled with a
+    ``soxr.ResampleStream`` ("HQ"), so no more than about two blocks of samples are held at once whatever
+    the file's length. Concatenating the blocks gives exactly :func:`load_audio` ``(path,
+    sample_rate=sample_rate)`` (the streaming and one-shot soxr resamplers agree bit for bit; there is no
+    discontinuity at block boundaries).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The audio file.
+    sample_rate : int
+        Output sample rate in Hz.
+    block_seconds : float
+        Output block length in seconds.
+
+    Returns
+    -------
+    Iterator of np.ndarray [b]
+        float32 mono blocks at ``sample_rate`` with values in [-1, 1]. Every block has exactly
+        ``b = round(block_seconds * sample_rate)`` samples except the last, which has ``1..b``.
+
+    Raises
+    ------
+    AudioError
+        Raised by this call (before iterating) for a missing file, a file that is not audio or has an
+        unreadable header, or zero frames; raised during iteration, when reached, for a decode error, NaN/inf
+        samples, or nothing decodable. Blocks yielded before a decode error are valid; the caller decides
+        whether to keep them.
+    ParameterError
+        ``sample_rate`` or ``block_seconds`` is not positive, or a block would hold no sample.
+    """
+    sample_rate = _check_rate(sample_rate)
+    block_seconds = _check_seconds("block_seconds", block_seconds)
+    block_out = int(round(block_seconds * sample_rate))
+    if block_out < 1:
+        raise ParameterError(f"block_seconds={block_seconds!r} gives no sample at {sample_rate} Hz")
+    info = audio_info(path)  # file errors surface here, not at the first next()
+    return _stream(path, info, sample_rate, block_out)
+
+
+def _stream(path: str | os.PathLike[str], info: AudioInfo, sample_rate: int, block_out: int) -> Iterator[np.ndarray]:
+    """The generator behind :func:`stream_audio`: fixed ``block_out``-sample output blocks."""
+    # input frames per read, so that one read gives about one output block
+    read_frames = max(1, math.ceil(block_out * info.sample_rate / sample_rate))
+    with _open(path) as f:
+        resampler = None
+        if f.samplerate != sample_rate:
+            import soxr
+
+            resampler = soxr.ResampleStream(f.samplerate, sample_rate, 1, dtype="float32",
+                                            quality=_RESAMPLE_QUALITY)
+        pending = np.zeros(0, dtype=np.float32)  # resampled samples not yet yielded (< block_out)
+        yielded = False
+        for mono in _read_mono(f, path, read_frames):
+            out = mono if resampler is None else resampler.resample_chunk(mono, last=False)
+            pending = np.concatenate([pending, out]) if pending.shape[0] else out
+            del mono, out
+            while pending.shape[0] >= block_out:
+                block = np.clip(pending[:block_out], -1.0, 1.0)  # a new array: no view on the buffer
+                pending = pending[block_out:].copy()
+                yielded = True
+                yield block
+        if resampler is not None:
+            tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+            pending = np.concatenate([pending, tail])
+        if not yielded and pending.shape[0] == 0:
+            raise AudioError(f"audio file {path}: zero length (no sample left at {sample_rate} Hz)")
+        for start in range(0, pending.shape[0], block_out):
+            yield np.clip(pending[start:start + block_out], -1.0, 1.0)
+
+
+def is_silent(waveform: np.ndarray, *, threshold_db: float = -90.0) -> bool:
+    """Whether a waveform is digitally silent: its peak is below ``threshold_db`` dBFS.
+
+    Silent audio is valid input (the embedders embed it); this is for callers that want to warn.
+
+    Parameters
+    ----------
+    waveform : np.ndarray [n] (or any shape)
+        Samples with full scale 1.0.
+    threshold_db : float
+        Peak level in dB relative to full scale at or below which the waveform counts as silent
+        (the default, -90 dBFS, is about one 16-bit quantisation step: 1/32768 = -90.3 dBFS).
+
+    Returns
+    -------
+    bool
+        True when ``max |waveform| <= 10 ** (threshold_db / 20)``, and for an empty waveform.
+    """
+    wav = np.asarray(waveform)
+    if wav.size == 0:
+        return True
+    peak = float(np.max(np.abs(wav)))
+    return peak <= 10.0 ** (float(threshold_db) / 20.0)
+
+
+def find_audio_files(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], *,
+                     recursive: bool = True) -> list[Path]:
+    """List the audio files named by ``paths``.
+
+    A path to a file is kept whatever its extension (the decoder decides whether it is audio); a folder
+    contributes the files in it whose extension (case-insensitive) is in :data:`AUDIO_EXTENSIONS`, sorted
+    by path, skipping hidden files and hidden folders (names starting with "."). Order: the inputs in the
+    order given, each folder's files sorted; a file reached twice is listed once.
+
+    Parameters
+    ----------
+    paths : sequence of str or PathLike
+        Files and folders (a single path is accepted too).
+    recursive : bool
+        Search sub-folders of the folders given.
+
+    Returns
+    -------
+    list of Path
+
+    Raises
+    ------
+    ParameterError
+        A path does not exist (the message names it).
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    found: list[Path] = []
+    seen: set[Path] = set()
+
+    def add(p: Path) -> None:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append(p)
+
+    for item in paths:
+        p = Path(item)
+        if not p.exists():
+            raise ParameterError(f"audio input {item}: no such file or directory")
+        if not p.is_dir():
+            add(p)
+            continue
+        in_dir: list[Path] = []
+        for root, dirs, files in os.walk(p):
+            dirs[:] = [] if not recursive else [d for d in dirs if not d.startswith(".")]
+            in_dir.extend(Path(root) / name for name in files
+                          if not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS)
+        for f in sorted(in_dir, key=lambda q: q.relative_to(p).parts):
+            add(f)
+    logger.debug("found %d audio file(s) in %d input(s)", len(found), len(paths))
+    return found
