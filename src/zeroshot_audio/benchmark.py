@@ -167,6 +167,12 @@ def run_protocol(
     except StoreError as err:
         raise StoreError(f"{err}; run `zsa embed` on the dataset first") from None
     y = dataset.label_matrix(classes)
+    present = y.any(axis=0)
+    if not present.all():  # a class without a single clip can be neither trained nor evaluated
+        log.info("%d class(es) have no clip and are left out", int((~present).sum()))
+        classes = [c for c, p in zip(classes, present) if p]
+        class_embeddings = class_embeddings[present]
+        y = y[:, present]
     splits = split_clips(dataset.splits, dataset.families, seed=opts.seed)
     part = {name: np.flatnonzero(splits == name) for name in ("train", "val", "test")}
     for name, ids in part.items():
@@ -242,6 +248,7 @@ def run_protocol(
         "dataset": str(getattr(dataset, "root", "")),
         "n_clips": len(dataset.filenames),
         "n_classes": len(classes),
+        "n_classes_without_clips": int((~present).sum()),
         "embedder": store.meta.identity(),
         "protocol": {"folds": opts.folds, "seed": opts.seed, "strict": opts.strict, "systems": list(opts.systems),
                      "split_counts": {k: int(v.size) for k, v in part.items()}},

@@ -116,6 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    p = sub.add_parser("import", help="convert other formats into a dataset + store",
+                       description="Import data in another format. audioset-features: the AudioSet released "
+                                   "VGGish features (*.tfrecord), read without TensorFlow, into an embedding store "
+                                   "and a dataset directory with AudioSet class names.")
+    p.add_argument("format", choices=("audioset-features",), help="input format")
+    p.add_argument("source", metavar="TFRECORD_DIR", help="directory of .tfrecord files (searched recursively)")
+    p.add_argument("--out", required=True, metavar="STORE", help="embedding store to write or resume")
+    p.add_argument("--data", metavar="DATA", help="dataset directory to write (default: STORE/dataset)")
+    p.add_argument("--split", choices=("train", "val", "test"), help="split of every imported clip")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
     p = sub.add_parser("train", help="train a model on a dataset's segment embeddings",
                        description="Train a zero-shot model on the train clips of DATA (early stopping on the "
                                    "val clips) and write it to a model directory.")
@@ -223,6 +234,25 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     for key, reason in summary.failures.items():
         print(f"zsa: failed: {key}: {reason}", file=sys.stderr)
     print(summary.line() + (f"; failures listed in {Path(args.out) / 'failures.csv'}" if summary.failures else ""))
+    return 1 if summary.failures else 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .data.audioset_import import import_audioset_features
+
+    src = Path(args.source)
+    if not src.exists():
+        raise ParameterError(f"TFRECORD_DIR {src}: no such file or directory")
+    _writable_output(args.out, "--out", directory=True)
+    data = Path(args.data) if args.data else Path(args.out) / "dataset"
+    _writable_output(str(data), "--data", directory=True)
+    summary = import_audioset_features(src, out_store=args.out, out_data=data, split=args.split,
+                                       progress=not args.quiet and sys.stderr.isatty())
+    for f in summary.failures:
+        where = f"{f.file}" + (f" record {f.record}" if f.record is not None else "")
+        print(f"zsa: failed: {where}: {f.reason}", file=sys.stderr)
+    print(f"imported {summary.added} clip(s) ({summary.skipped} already in the store) from {summary.files} file(s) "
+          f"into {args.out}; dataset {data}; {len(summary.failures)} failure(s)")
     return 1 if summary.failures else 0
 
 
@@ -380,7 +410,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"embed": _cmd_embed, "train": _cmd_train, "evaluate": _cmd_evaluate, "benchmark": _cmd_benchmark}
+_COMMANDS = {"embed": _cmd_embed, "import": _cmd_import, "train": _cmd_train, "evaluate": _cmd_evaluate, "benchmark": _cmd_benchmark}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
