@@ -410,7 +410,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"embed": _cmd_embed, "import": _cmd_import, "train": _cmd_train, "evaluate": _cmd_evaluate, "benchmark": _cmd_benchmark}
+_COMMANDS = {"embed": _cmd_embed, "import": _cmd_import, "train": _cmd_train, "evaluate": _cmd_evaluate,
+             "benchmark": _cmd_benchmark}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
