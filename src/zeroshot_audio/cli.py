@@ -79,7 +79,10 @@ def _add_model_options(p: argparse.ArgumentParser, *, pooling: bool) -> None:
 def _add_label_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("labels")
     g.add_argument("--label-encoder", default="minilm",
-                   help="label text encoder (default: %(default)s; `hashing` is a lexical baseline for tests)")
+                   help="label text encoder: minilm (sentence embeddings), word2vec (averaged word vectors of "
+                        "--word-vectors), hashing (a lexical baseline for tests) (default: %(default)s)")
+    g.add_argument("--word-vectors", metavar="FILE",
+                   help="word2vec text/binary or GloVe text file, for --label-encoder word2vec")
     g.add_argument("--label-text", choices=("name", "name+description"), default="name",
                    help="text that stands for a class (default: %(default)s)")
     g.add_argument("--templates", default="none", help="prompt template set (default: %(default)s)")
@@ -206,11 +209,19 @@ def _read_class_file(path: str) -> list[str]:
     return read_class_list(path)
 
 
-def _label_encoder(name: str):
+def _label_encoder(args: argparse.Namespace):
     from .labels import get_label_encoder
 
+    options = {}
+    if args.label_encoder == "word2vec":
+        if not args.word_vectors:
+            raise ParameterError("--label-encoder word2vec needs --word-vectors FILE")
+        _require(args.word_vectors, "--word-vectors", kind="file")
+        options["path"] = args.word_vectors
+    elif args.word_vectors:
+        raise ParameterError("--word-vectors is only used with --label-encoder word2vec")
     try:
-        return get_label_encoder(name)
+        return get_label_encoder(args.label_encoder, **options)
     except ParameterError as err:
         raise ParameterError(f"--label-encoder: {err}") from None
 
@@ -276,7 +287,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if unknown:
         raise ParameterError(f"--classes {args.classes}: {len(unknown)} class(es) not in the dataset {args.data}, "
                              f"e.g. {unknown[0]!r}")
-    encoder = _label_encoder(args.label_encoder)
+    encoder = _label_encoder(args)
     config = ModelConfig(audio_dim=int(store.meta.dim), text_dim=int(encoder.dim), pooling=args.pooling,
                          **_model_kwargs(args))
     options = _train_options(args)
@@ -335,9 +346,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if all(c in known for c in classes):
             emb = np.stack([known[c] for c in classes])
         else:
+            from .labels import label_encoder_from_identity
+
             enc_id = trained.label_encoder
-            encoder = _label_encoder(enc_id["name"])
-            trained.check_label_encoder(encoder)
+            encoder = label_encoder_from_identity(enc_id)
             emb = class_matrix(encoder, classes, descriptions=dataset.descriptions, text=enc_id.get("text", "name"),
                                templates=enc_id.get("templates", "none"))
     else:
@@ -395,7 +407,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         _require(args.store, "--store")
         dataset = read_dataset(args.data)
         store = open_store(args.store)
-        encoder = _label_encoder(args.label_encoder)
+        encoder = _label_encoder(args)
         emb = class_matrix(encoder, dataset.classes, descriptions=dataset.descriptions, text=args.label_text,
                            templates=args.templates)
     results = run_protocol(dataset, store, emb, options=options, progress=False if args.quiet else None)
