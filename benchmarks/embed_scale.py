@@ -1,6 +1,6 @@
 """`zsa embed` at scale: worker scaling and memory on a long recording (YAMNet, real files on disk).
 
-    python benchmarks/embed_scale.py [--clips 120] [--hours 2]
+    python benchmarks/embed_scale.py [--clips 600] [--hours 2]
 
 Prints (1) throughput with 1 and 2 worker processes on 10 s clips and their ratio (target >= 1.7x) and
 (2) the peak resident memory of a process embedding one long file (target < 600 MB for 2 hours).
@@ -49,7 +49,7 @@ print(out.embeddings.shape[0], out.duration, dt, resource.getrusage(resource.RUS
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clips", type=int, default=120)
+    ap.add_argument("--clips", type=int, default=600)
     ap.add_argument("--hours", type=float, default=2.0)
     args = ap.parse_args()
     import soundfile as sf

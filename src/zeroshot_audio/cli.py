@@ -263,6 +263,9 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     for key in summary.silent:
         print(f"zsa: warning: {key}: digitally silent (embedded; every silent segment gives the same embedding)",
               file=sys.stderr)
+    if summary.padded:
+        print(f"zsa: note: {len(summary.padded)} clip(s) shorter than one segment were zero-padded to one segment "
+              f"(their duration in the store tells them apart), e.g. {summary.padded[0]}", file=sys.stderr)
     for key, reason in summary.failures.items():
         print(f"zsa: failed: {key}: {reason}", file=sys.stderr)
     print(summary.line() + (f"; failures listed in {Path(args.out) / 'failures.csv'}" if summary.failures else ""))
