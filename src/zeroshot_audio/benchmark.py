@@ -29,7 +29,7 @@ from ._errors import ParameterError, StoreError
 from .data.folds import class_folds, fold_roles, split_clips
 from .metrics import evaluate_scores, f1_at_k, mean_average_precision
 from .model import ModelConfig
-from .training import ClipSet, TrainOptions, fit, predict, resolve_device
+from .training import ClipSet, TrainOptions, fit, predict, predict_segments, resolve_device
 
 __all__ = ["SYSTEMS", "ProtocolOptions", "ZeroRule", "run_protocol", "results_markdown"]
 
@@ -75,6 +75,10 @@ class ProtocolOptions:
     model : dict
         :class:`ModelConfig` fields shared by the learned systems (``dim``, ``projection``, ...).
     train : TrainOptions
+    temporal : bool
+        When the dataset has strong labels (``events.tsv``), also score when the unseen classes are detected:
+        per-segment scores of the pooling systems on the test clips against the events
+        (:mod:`zeroshot_audio.temporal`).
     """
 
     folds: int = 5
@@ -83,6 +87,7 @@ class ProtocolOptions:
     systems: tuple[str, ...] = SYSTEMS
     model: dict[str, Any] = field(default_factory=dict)
     train: TrainOptions = field(default_factory=TrainOptions)
+    temporal: bool = True
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.systems if s not in SYSTEMS]
@@ -119,6 +124,44 @@ def _fold_scores(y: np.ndarray, scores: np.ndarray, classes: Sequence[str], idx:
         "f1@3": f1_at_k(y[:, g], scores[:, g], 3),
     }
     return zsl, gzsl
+
+
+_DETECTION_KEYS = ("segment_f1_best", "segment_ap", "segment_auroc")
+
+
+def _ground_truth(dataset: Any) -> dict[str, list[tuple[float, float, str]]] | None:
+    """Strong labels by clip, or None when the dataset has none or sed_scores_eval is missing."""
+    if not getattr(dataset, "events", None):
+        return None
+    try:
+        import sed_scores_eval  # noqa: F401
+    except ImportError:
+        log.warning("event detection is not scored: the package sed-scores-eval is not installed")
+        return None
+    gt: dict[str, list[tuple[float, float, str]]] = {}
+    for e in dataset.events:
+        gt.setdefault(e.filename, []).append((e.onset, e.offset, e.label))
+    return gt
+
+
+def _detection(model, store, rows, clip_ids, dataset, classes, class_embeddings, unseen, gt, device):
+    """Detection metrics of the unseen classes on the test clips, per detection score kind."""
+    from .temporal import detection_scores, evaluate_detection, frame_timestamps
+
+    names = [classes[i] for i in unseen]
+    outputs = predict_segments(model, store, rows, class_embeddings[unseen], device=device)
+    hop = float(store.meta.hop)
+    files = [dataset.filenames[i] for i in clip_ids]
+    durations = {f: float(store.durations[r]) for f, r in zip(files, rows)}
+    stamps = {f: frame_timestamps(len(o[0]), hop, durations[f]) for f, o in zip(files, outputs)}
+    kinds = ("segment", "attention") if model.config.pooling == "attention" else ("segment",)
+    out = {}
+    for kind in kinds:
+        scores = {f: detection_scores(kind, *o) for f, o in zip(files, outputs)}
+        det = evaluate_detection(scores, stamps, names, {f: gt.get(f, []) for f in files}, durations)
+        det.pop("per_class")
+        out[kind] = det
+    return out
 
 
 def _summarise(fold_values: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
@@ -184,7 +227,9 @@ def run_protocol(
     text_dim = int(class_embeddings.shape[1])
     device = resolve_device(opts.train.device)
 
-    per_system: dict[str, dict[str, list]] = {s: {"zsl": [], "gzsl": [], "per_class": {}} for s in opts.systems}
+    per_system: dict[str, dict[str, Any]] = {s: {"zsl": [], "gzsl": [], "per_class": {}, "temporal": {}}
+                                             for s in opts.systems}
+    temporal = _ground_truth(dataset) if opts.temporal else None
     fold_info = []
     bar = None
     if progress is not False:
@@ -224,6 +269,10 @@ def run_protocol(
                 fitted = fit(config, train, class_embeddings[tr_cls], val=val, val_class_emb=class_embeddings[va_cls],
                              options=dataclasses.replace(opts.train, seed=opts.train.seed + k))
                 scores = predict(fitted.model, store, rows[test_ids], class_embeddings, device=device)
+                if temporal is not None and system != "supervised":
+                    for kind, det in _detection(fitted.model, store, rows[test_ids], test_ids, dataset, classes,
+                                                class_embeddings, idx["unseen"], temporal, device).items():
+                        per_system[system]["temporal"].setdefault(kind, []).append({"fold": k, **det})
                 extra = {"best_epoch": fitted.best_epoch, "val_map": fitted.best_val_map,
                          "train_seconds": round(fitted.seconds, 3), "n_train_clips": int(tr_ids.size)}
             zsl, gzsl = _fold_scores(y_test, scores, classes, idx)
@@ -244,6 +293,10 @@ def run_protocol(
             "gzsl": {**_summarise(runs["gzsl"], ("map", "map_seen", "map_unseen", "f1@1", "f1@3")),
                      "folds": _clean(runs["gzsl"])},
         }
+        if runs["temporal"]:
+            systems_out[system]["temporal"] = {
+                kind: {**_summarise(folds, _DETECTION_KEYS), "folds": folds} for kind, folds in runs["temporal"].items()
+            }
     return {
         "dataset": str(getattr(dataset, "root", "")),
         "n_clips": len(dataset.filenames),
@@ -281,6 +334,16 @@ def results_markdown(results: dict[str, Any]) -> str:
                  _fmt(g["map_seen"], g["map_seen_std"]), _fmt(g["map_unseen"], g["map_unseen_std"]),
                  _fmt(g["map"], g["map_std"]), _fmt(g["f1@1"], g["f1@1_std"]), _fmt(g["f1@3"], g["f1@3_std"])]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    temporal = [(name, kind, t) for name, r in results["systems"].items()
+                for kind, t in r.get("temporal", {}).items()]
+    if temporal:
+        lines += ["", "Event detection of the unseen classes on the test clips (segment-based, 1 s segments; F1 at "
+                  "the best threshold per class):", "",
+                  "| system | detection score | segment F1 (best) | segment AP | segment AUROC |",
+                  "|---|---|---|---|---|"]
+        for name, kind, t in temporal:
+            cells = [_fmt(t[k], t[f"{k}_std"]) for k in _DETECTION_KEYS]
+            lines.append(f"| {name} | {kind} | " + " | ".join(cells) + " |")
     p = results["protocol"]
     lines.append("")
     lines.append(f"{results['n_clips']} clips, {results['n_classes']} classes, {p['folds']} class folds "

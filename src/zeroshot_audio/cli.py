@@ -126,6 +126,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    p = sub.add_parser("corpus", help="build the open benchmark corpus from Debian packages",
+                       description="build debian-sfx: fetch Debian packages of games and education with apt-get "
+                                   "download (cached), label their recorded sound effects with AudioSet names by the "
+                                   "reviewed rules table, and mix them into 10 s multi-label scenes with exact "
+                                   "events (see docs/corpus.md).")
+    p.add_argument("action", choices=("build",))
+    p.add_argument("name", choices=("debian-sfx",))
+    p.add_argument("--out", required=True, metavar="DIR", help="dataset directory to write (replaced when complete)")
+    p.add_argument("--scenes", type=_positive_int, default=10_000, help="number of 10 s scenes (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--workers", type=_positive_int, default=2, help="processes (default: %(default)s)")
+    p.add_argument("--no-soundfonts", dest="soundfonts", action="store_false",
+                   help="leave out the SoundFont instrument notes")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
     p = sub.add_parser("import", help="convert other formats into a dataset + store",
                        description="Import data in another format. audioset-features: the AudioSet released "
                                    "VGGish features (*.tfrecord), read without TensorFlow, into an embedding store "
@@ -270,6 +285,39 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         print(f"zsa: failed: {key}: {reason}", file=sys.stderr)
     print(summary.line() + (f"; failures listed in {Path(args.out) / 'failures.csv'}" if summary.failures else ""))
     return 1 if summary.failures else 0
+
+
+def _cmd_corpus(args: argparse.Namespace) -> int:
+    from .corpus.build import build_corpus
+
+    _writable_output(args.out, "--out", directory=True)
+    if args.soundfonts:
+        try:
+            import tinysoundfont  # noqa: F401
+        except ImportError:
+            raise ParameterError("the SoundFont instruments need the package tinysoundfont: "
+                                 "pip install --no-deps tinysoundfont==0.3.7 (or pass --no-soundfonts)") from None
+    bars: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if args.quiet or not sys.stderr.isatty():
+            return
+        from tqdm.auto import tqdm
+
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="item")
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    summary = build_corpus(args.out, n_scenes=args.scenes, seed=args.seed, workers=args.workers,
+                           progress=progress, soundfonts=args.soundfonts)
+    for bar in bars.values():
+        bar.close()
+    print(summary)
+    return 0
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -446,7 +494,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"models": _cmd_models, "embed": _cmd_embed, "import": _cmd_import, "train": _cmd_train,
+_COMMANDS = {"models": _cmd_models, "corpus": _cmd_corpus, "embed": _cmd_embed, "import": _cmd_import,
+             "train": _cmd_train,
              "evaluate": _cmd_evaluate, "benchmark": _cmd_benchmark}
 
 

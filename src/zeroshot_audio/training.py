@@ -24,7 +24,9 @@ from .losses import LOSSES, get_loss
 from .metrics import mean_average_precision
 from .model import ModelConfig, ZeroShotModel
 
-__all__ = ["TrainOptions", "ClipSet", "FitResult", "fit", "predict", "resolve_device", "SegmentSource"]
+__all__ = [
+    "TrainOptions", "ClipSet", "FitResult", "fit", "predict", "predict_segments", "resolve_device", "SegmentSource",
+]
 
 log = logging.getLogger(__name__)
 
@@ -314,3 +316,28 @@ def _progress(total: int, progress: bool | None):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="epochs", unit="ep", disable=None if progress is None else not progress)
+
+
+@torch.no_grad()
+def predict_segments(
+    model: ZeroShotModel,
+    store: Any,
+    rows: np.ndarray,
+    class_emb: np.ndarray,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per clip ``(segment_scores [T_i, C], attention [T_i, C], clip_scores [C])`` with padding removed."""
+    device = torch.device(device)
+    model.eval()
+    rows = np.asarray(rows, dtype=np.int64)
+    k = torch.as_tensor(np.asarray(class_emb, dtype=np.float32), device=device)
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for part in _batches(rows.shape[0], batch_size):
+        x, mask = _to_device(store, rows[part], device)
+        res = model(x, mask, k, return_segments=True)
+        seg, att, clip = (t.float().cpu().numpy() for t in (res.segment_scores, res.attention, res.clip_scores))
+        counts = mask.sum(dim=1).cpu().numpy()
+        out.extend((seg[i, : counts[i]], att[i, : counts[i]], clip[i]) for i in range(len(part)))
+    return out
