@@ -175,12 +175,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", dest="json_out", metavar="OUT", help="write metrics and per-class AP as JSON")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
+    p = sub.add_parser("plot", help="draw a clip's attention over time for some labels (PNG)",
+                       description="Draw, for a clip of DATA and some labels, the strong labels (events.tsv) above the "
+                                   "model's attention over time.")
+    p.add_argument("model", metavar="MODEL_DIR")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("--store", required=True, help="embedding store of DATA")
+    p.add_argument("--clip", required=True, help="filename of the clip (as in clips.csv)")
+    p.add_argument("--labels", help="';'-separated labels to draw (default: the clip's labels)")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--no-waveform", dest="waveform", action="store_false", help="do not draw the waveform")
+
     p = sub.add_parser("benchmark", help="the class-fold protocol over all systems",
                        description="Run the zero-shot protocol (class folds; zero_rule, mean, max, attention, "
                                    "supervised; ZSL and GZSL) and print the table.")
     p.add_argument("data", metavar="DATA", nargs="?", help="dataset directory")
     p.add_argument("--synthetic", action="store_true", help="use planted data generated in memory (no audio)")
-    p.add_argument("--store", help="embedding store of DATA")
+    p.add_argument("--store", help="embedding store of DATA (default: DATA/stores/EMBEDDER-hopHOP, embedded first "
+                                   "where clips are missing)")
+    p.add_argument("--embedder", default="yamnet", help="embedder of the default store (default: %(default)s)")
+    p.add_argument("--hop", type=_positive_float, default=0.96,
+                   help="segment hop of the default store (default: %(default)s)")
+    p.add_argument("--workers", type=_positive_int, default=2,
+                   help="embedding processes for the default store (default: %(default)s)")
     p.add_argument("--folds", type=_positive_int, default=5, help="class folds (default: %(default)s)")
     p.add_argument("--systems", default=",".join(("zero_rule", "mean", "max", "attention", "supervised")),
                    help="comma-separated systems (default: %(default)s)")
@@ -281,8 +298,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     if summary.padded:
         print(f"zsa: note: {len(summary.padded)} clip(s) shorter than one segment were zero-padded to one segment "
               f"(their duration in the store tells them apart), e.g. {summary.padded[0]}", file=sys.stderr)
-    for key, reason in summary.failures.items():
-        print(f"zsa: failed: {key}: {reason}", file=sys.stderr)
+    _print_failures(summary.failures, args.out)
     print(summary.line() + (f"; failures listed in {Path(args.out) / 'failures.csv'}" if summary.failures else ""))
     return 1 if summary.failures else 0
 
@@ -449,6 +465,80 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .checkpoint import TrainedModel
+    from .data import open_store, read_dataset
+    from .labels import class_matrix, label_encoder_from_identity
+    from .plots import plot_attention
+    from .temporal import frame_timestamps
+    from .training import predict_segments
+
+    _require(args.data, "DATA")
+    _require(args.store, "--store")
+    _writable_output(args.out, "--out", directory=False)
+    trained = TrainedModel.load(args.model)
+    dataset = read_dataset(args.data)
+    store = open_store(args.store)
+    trained.check_store(store, name=f"model {args.model}")
+    if args.clip not in dataset.filenames:
+        raise ParameterError(f"--clip {args.clip!r} is not a clip of {args.data}")
+    labels = [x.strip() for x in args.labels.split(";") if x.strip()] if args.labels else \
+        list(dataset.labels[dataset.filenames.index(args.clip)])
+    if not labels:
+        raise ParameterError(f"--clip {args.clip!r} has no labels: name some with --labels")
+    known = dict(zip(trained.classes, trained.class_embeddings))
+    if all(x in known for x in labels):
+        emb = np.stack([known[x] for x in labels])
+    else:
+        enc_id = trained.label_encoder
+        emb = class_matrix(label_encoder_from_identity(enc_id), labels, descriptions=dataset.descriptions,
+                           text=enc_id.get("text", "name"), templates=enc_id.get("templates", "none"))
+    row = store.index_of([args.clip])
+    seg, att, clip = predict_segments(trained.model, store, row, emb)[0]
+    stamps = frame_timestamps(len(seg), float(store.meta.hop), float(store.durations[row[0]]))
+    wav = None
+    if args.waveform:
+        from .audio import load_audio
+
+        audio_path = Path(args.data) / args.clip
+        wav = load_audio(audio_path) if audio_path.is_file() else None
+    events = [(e.onset, e.offset, e.label) for e in dataset.events if e.filename == args.clip]
+    plot_attention(args.out, timestamps=stamps, attention=att, labels=labels, clip_scores=clip, events=events,
+                   waveform=wav, title=f"{args.clip} — {trained.config.pooling} model")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _default_store(args: argparse.Namespace) -> Path:
+    """DATA/stores/EMBEDDER-hopHOP, with every clip of DATA embedded (resumes; failures are listed)."""
+    from .embed import embed_to_store, resolve_inputs
+    from .embedders import available_embedders
+
+    if args.embedder not in available_embedders():
+        raise ParameterError(f"--embedder: unknown embedder {args.embedder!r} "
+                             f"(available: {', '.join(available_embedders())})")
+    store = Path(args.data) / "stores" / f"{args.embedder}-hop{args.hop:g}"
+    items = resolve_inputs([args.data])
+    if not any(path.is_file() for _, path in items):
+        raise ParameterError(f"DATA {args.data} has no audio files to embed: pass --store STORE with its embeddings")
+    summary = embed_to_store(items, store, embedder=args.embedder, hop=args.hop,
+                             workers=args.workers, progress=False if args.quiet else None)
+    if summary.n_embedded or summary.failures:
+        print(f"zsa: store {store}: {summary.line()}", file=sys.stderr)
+    _print_failures(summary.failures, store)
+    return store
+
+
+def _print_failures(failures: dict[str, str], store: str | Path, *, limit: int = 10) -> None:
+    for key, reason in list(failures.items())[:limit]:
+        print(f"zsa: failed: {key}: {reason}", file=sys.stderr)
+    if len(failures) > limit:
+        print(f"zsa: ... and {len(failures) - limit} more failures, all listed in {Path(store) / 'failures.csv'}",
+              file=sys.stderr)
+
+
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from ._io import write_json_atomic, write_text_atomic
     from .benchmark import ProtocolOptions, results_markdown, run_protocol
@@ -470,13 +560,14 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     else:
         if not args.data:
             raise ParameterError("benchmark needs DATA (a dataset directory) or --synthetic")
-        if not args.store:
-            raise ParameterError("benchmark DATA needs --store STORE (embed the dataset with `zsa embed`)")
         from .data import open_store, read_dataset
         from .labels import class_matrix
 
         _require(args.data, "DATA")
-        _require(args.store, "--store")
+        if args.store:
+            _require(args.store, "--store")
+        else:
+            args.store = str(_default_store(args))
         dataset = read_dataset(args.data)
         store = open_store(args.store)
         encoder = _label_encoder(args)
@@ -496,7 +587,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"models": _cmd_models, "corpus": _cmd_corpus, "embed": _cmd_embed, "import": _cmd_import,
              "train": _cmd_train,
-             "evaluate": _cmd_evaluate, "benchmark": _cmd_benchmark}
+             "evaluate": _cmd_evaluate, "plot": _cmd_plot, "benchmark": _cmd_benchmark}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
