@@ -8,9 +8,10 @@ training clips with the seen classes only and evaluated on the test clips:
   (reported as ``map``) and F1@k over both sets.
 
 Systems: ``zero_rule`` (the label prior of the training clips, no audio), ``mean``, ``max`` and
-``attention`` pooling (zero-shot), and ``supervised`` (attention trained with every class seen: the upper
-bound). In the strict setting (default) training clips that contain an unseen or a validation class are
-dropped, so unseen sounds are never heard in training.
+``attention`` pooling (zero-shot), ``supervised`` (attention trained with every class seen: the upper
+bound), and, with distillation data, ``semantic`` (training-free transfer of YAMNet's class scores through
+label-embedding similarity). In the strict setting (default) training clips that contain an unseen or a
+validation class are dropped, so unseen sounds are never heard in training.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ __all__ = ["SYSTEMS", "ProtocolOptions", "ZeroRule", "run_protocol", "results_ma
 
 log = logging.getLogger(__name__)
 
-SYSTEMS = ("zero_rule", "mean", "max", "attention", "supervised")
+SYSTEMS = ("zero_rule", "mean", "max", "attention", "supervised", "semantic")
+#: Systems run by default (``semantic`` needs YAMNet's class scores: see ``ProtocolOptions.distill``).
+DEFAULT_SYSTEMS = SYSTEMS[:5]
 _POOLING = {"mean": "mean", "max": "max", "attention": "attention", "supervised": "attention"}
 
 
@@ -75,6 +78,10 @@ class ProtocolOptions:
     model : dict
         :class:`ModelConfig` fields shared by the learned systems (``dim``, ``projection``, ...).
     train : TrainOptions
+    distill : bool
+        Add YAMNet's own class knowledge as auxiliary training labels (:mod:`zeroshot_audio.distill`);
+        the caller passes them to :func:`run_protocol` as ``aux``. Also enables the training-free
+        ``semantic`` system.
     temporal : bool
         When the dataset has strong labels (``events.tsv``), also score when the unseen classes are detected:
         per-segment scores of the pooling systems on the test clips against the events
@@ -84,13 +91,16 @@ class ProtocolOptions:
     folds: int = 5
     seed: int = 0
     strict: bool = True
-    systems: tuple[str, ...] = SYSTEMS
+    systems: tuple[str, ...] = DEFAULT_SYSTEMS
     model: dict[str, Any] = field(default_factory=dict)
     train: TrainOptions = field(default_factory=TrainOptions)
     temporal: bool = True
+    distill: bool = False
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.systems if s not in SYSTEMS]
+        if "semantic" in self.systems and not self.distill:
+            raise ParameterError("the semantic system uses YAMNet's class scores: it needs distill=True")
         if unknown or not self.systems:
             raise ParameterError(
                 f"unknown system(s) {', '.join(unknown) or '(none given)'} (expected from: {', '.join(SYSTEMS)})"
@@ -181,6 +191,7 @@ def run_protocol(
     *,
     options: ProtocolOptions | None = None,
     progress: bool | None = False,
+    aux: Any = None,
 ) -> dict[str, Any]:
     """Run the protocol and return the results document (the layout of ``results.json``).
 
@@ -194,8 +205,15 @@ def run_protocol(
     options : ProtocolOptions
     progress : bool or None
         Show a progress bar over (fold, system) runs; None = only on a terminal.
+    aux : AuxLabels, optional
+        Auxiliary classes with pseudo-labels for every clip (:mod:`zeroshot_audio.distill`), added to the
+        training classes of every learned system.
     """
     opts = options or ProtocolOptions()
+    if opts.distill and aux is None:
+        raise ParameterError("distill=True needs the auxiliary labels (aux=...)")
+    if not opts.distill:
+        aux = None
     started = time.perf_counter()
     classes = list(dataset.classes)
     class_embeddings = np.asarray(class_embeddings, dtype=np.float32)
@@ -205,11 +223,16 @@ def run_protocol(
     if not keep.all():
         log.warning("%d clip(s) failed to embed and are left out", int((~keep).sum()))
         dataset = dataset.subset(np.flatnonzero(keep))
+        if aux is not None:
+            aux = dataclasses.replace(aux, targets=np.asarray(aux.targets)[keep])
     try:
         rows = store.index_of(dataset.filenames)
     except StoreError as err:
         raise StoreError(f"{err}; run `zsa embed` on the dataset first") from None
     y = dataset.label_matrix(classes)
+    aux_targets = None if aux is None else np.asarray(aux.targets, dtype=bool)
+    if aux_targets is not None and aux_targets.shape[0] != len(dataset.filenames):
+        raise ParameterError(f"aux targets have {aux_targets.shape[0]} rows for {len(dataset.filenames)} clips")
     present = y.any(axis=0)
     if not present.all():  # a class without a single clip can be neither trained nor evaluated
         log.info("%d class(es) have no clip and are left out", int((~present).sum()))
@@ -258,15 +281,23 @@ def run_protocol(
             extra: dict[str, Any] = {}
             if system == "zero_rule":
                 scores = ZeroRule().fit(y[part["train"]]).predict_scores(test_ids.size)
+            elif system == "semantic":
+                if aux is None:
+                    raise ParameterError("the semantic system needs YAMNet's class scores (distillation data)")
+                scores = aux.semantic_scores(class_embeddings, test_ids)
             else:
                 config = ModelConfig(audio_dim=audio_dim, text_dim=text_dim, pooling=_POOLING[system], **opts.model)
                 if system == "supervised":
                     tr_ids, tr_cls, va_cls = part["train"], np.arange(len(classes)), np.arange(len(classes))
                 else:
                     tr_ids, tr_cls, va_cls = train_ids, idx["seen"], idx["val"]
-                train = ClipSet(store, rows[tr_ids], y[np.ix_(tr_ids, tr_cls)])
+                train_y, train_emb = y[np.ix_(tr_ids, tr_cls)], class_embeddings[tr_cls]
+                if aux is not None:
+                    train_y = np.concatenate([train_y, aux_targets[tr_ids]], axis=1)
+                    train_emb = np.concatenate([train_emb, aux.embeddings], axis=0)
+                train = ClipSet(store, rows[tr_ids], train_y)
                 val = ClipSet(store, rows[part["val"]], y[np.ix_(part["val"], va_cls)])
-                fitted = fit(config, train, class_embeddings[tr_cls], val=val, val_class_emb=class_embeddings[va_cls],
+                fitted = fit(config, train, train_emb, val=val, val_class_emb=class_embeddings[va_cls],
                              options=dataclasses.replace(opts.train, seed=opts.train.seed + k))
                 scores = predict(fitted.model, store, rows[test_ids], class_embeddings, device=device)
                 if temporal is not None and system != "supervised":
@@ -307,6 +338,8 @@ def run_protocol(
                      "split_counts": {k: int(v.size) for k, v in part.items()}},
         "model": opts.model,
         "train": opts.train.to_dict(),
+        "distillation": None if aux is None else {"n_aux_classes": len(aux.names), "excluded": aux.excluded,
+                                                  "positives_per_clip": float(np.asarray(aux.targets).sum(1).mean())},
         "systems": systems_out,
         "class_folds": fold_info,
         "seconds": round(time.perf_counter() - started, 2),

@@ -199,8 +199,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=2,
                    help="embedding processes for the default store (default: %(default)s)")
     p.add_argument("--folds", type=_positive_int, default=5, help="class folds (default: %(default)s)")
-    p.add_argument("--systems", default=",".join(("zero_rule", "mean", "max", "attention", "supervised")),
-                   help="comma-separated systems (default: %(default)s)")
+    p.add_argument("--systems", default=None,
+                   help="comma-separated systems (default: zero_rule,mean,max,attention,supervised, and semantic "
+                        "with --distill)")
+    p.add_argument("--distill", action="store_true",
+                   help="add YAMNet's own class knowledge as auxiliary training labels (classes close to any class "
+                        "of DATA are left out) and the training-free semantic system; uses a yamnet-logits store")
+    p.add_argument("--logits-store", help="yamnet-logits store of DATA for --distill (default: "
+                                          "DATA/stores/yamnet-logits-hopHOP, embedded first where clips are missing)")
+    p.add_argument("--distill-threshold", type=_positive_float, default=0.3,
+                   help="YAMNet probability that makes a pseudo-label (default: %(default)s)")
+    p.add_argument("--distill-exclude", type=_positive_float, default=0.8,
+                   help="leave out YAMNet classes whose label cosine to any class of DATA reaches this "
+                        "(default: %(default)s)")
     p.add_argument("--no-strict", dest="strict", action="store_false",
                    help="keep training clips that contain unseen or validation classes")
     p.add_argument("--out", help="directory for results.json and results.md")
@@ -511,19 +522,20 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_store(args: argparse.Namespace) -> Path:
+def _default_store(args: argparse.Namespace, embedder: str | None = None) -> Path:
     """DATA/stores/EMBEDDER-hopHOP, with every clip of DATA embedded (resumes; failures are listed)."""
     from .embed import embed_to_store, resolve_inputs
     from .embedders import available_embedders
 
-    if args.embedder not in available_embedders():
-        raise ParameterError(f"--embedder: unknown embedder {args.embedder!r} "
+    embedder = embedder or args.embedder
+    if embedder not in available_embedders():
+        raise ParameterError(f"--embedder: unknown embedder {embedder!r} "
                              f"(available: {', '.join(available_embedders())})")
-    store = Path(args.data) / "stores" / f"{args.embedder}-hop{args.hop:g}"
+    store = Path(args.data) / "stores" / f"{embedder}-hop{args.hop:g}"
     items = resolve_inputs([args.data])
     if not any(path.is_file() for _, path in items):
         raise ParameterError(f"DATA {args.data} has no audio files to embed: pass --store STORE with its embeddings")
-    summary = embed_to_store(items, store, embedder=args.embedder, hop=args.hop,
+    summary = embed_to_store(items, store, embedder=embedder, hop=args.hop,
                              workers=args.workers, progress=False if args.quiet else None)
     if summary.n_embedded or summary.failures:
         print(f"zsa: store {store}: {summary.line()}", file=sys.stderr)
@@ -543,10 +555,14 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     from ._io import write_json_atomic, write_text_atomic
     from .benchmark import ProtocolOptions, results_markdown, run_protocol
 
+    if args.systems is None:
+        args.systems = "zero_rule,mean,max,attention,supervised" + (",semantic" if args.distill else "")
     systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
+    if args.distill and args.synthetic:
+        raise ParameterError("--distill needs real audio (YAMNet's class scores), not --synthetic")
     try:
         options = ProtocolOptions(folds=args.folds, seed=args.seed, strict=args.strict, systems=systems,
-                                  model=_model_kwargs(args), train=_train_options(args))
+                                  model=_model_kwargs(args), train=_train_options(args), distill=args.distill)
     except ParameterError as err:
         raise ParameterError(f"{'--systems: ' if 'system' in str(err) else ''}{err}") from None
     _writable_output(args.out, "--out", directory=True)
@@ -573,7 +589,22 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         encoder = _label_encoder(args)
         emb = class_matrix(encoder, dataset.classes, descriptions=dataset.descriptions, text=args.label_text,
                            templates=args.templates)
-    results = run_protocol(dataset, store, emb, options=options, progress=False if args.quiet else None)
+    aux = None
+    if args.distill:
+        import csv
+
+        from .data import open_store
+        from .distill import yamnet_aux_labels
+        from .models import yamnet_class_map_path
+
+        if args.logits_store:
+            _require(args.logits_store, "--logits-store")
+        logits = open_store(args.logits_store or _default_store(args, embedder="yamnet-logits"))
+        with open(yamnet_class_map_path(), newline="", encoding="utf-8") as f:
+            names = [r["display_name"] for r in csv.DictReader(f)]
+        aux = yamnet_aux_labels(dataset.filenames, logits, dataset.classes, emb, encoder, yamnet_names=names,
+                                threshold=args.distill_threshold, exclude_similarity=args.distill_exclude)
+    results = run_protocol(dataset, store, emb, options=options, progress=False if args.quiet else None, aux=aux)
     if not args.synthetic:
         results["label_encoder"] = {**encoder.identity(), "text": args.label_text, "templates": args.templates}
     table = results_markdown(results)

@@ -55,6 +55,9 @@ class ModelConfig:
         ``tau`` of shared attention.
     dropout : float
         Dropout on the projected segment embeddings during training.
+    text_projection : {"linear", "none"}
+        ``psi``: a learned linear map, or none (``psi`` = identity, ``dim`` = ``text_dim``): the audio is then
+        projected straight into the label-embedding space, whose geometry is kept as it is.
     """
 
     audio_dim: int
@@ -66,6 +69,7 @@ class ModelConfig:
     attention: str = "separate"
     temperature: float = 1.0
     dropout: float = 0.0
+    text_projection: str = "linear"
 
     def __post_init__(self) -> None:
         for name in ("audio_dim", "text_dim", "dim", "hidden"):
@@ -80,6 +84,10 @@ class ModelConfig:
             raise ParameterError(f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
         if not self.temperature > 0:
             raise ParameterError(f"temperature must be > 0, got {self.temperature!r}")
+        if self.text_projection not in ("linear", "none"):
+            raise ParameterError(f"text_projection must be 'linear' or 'none', got {self.text_projection!r}")
+        if self.text_projection == "none" and self.dim != self.text_dim:
+            raise ParameterError(f"text_projection 'none' needs dim == text_dim ({self.text_dim}), got dim {self.dim}")
         if not 0 <= self.dropout < 1:
             raise ParameterError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
@@ -119,11 +127,12 @@ class ZeroShotModel(nn.Module):
             self.audio_proj = nn.Sequential(
                 nn.Linear(config.audio_dim, config.hidden), nn.Tanh(), nn.Linear(config.hidden, d * branches)
             )
-        self.text_proj = nn.Linear(config.text_dim, d * branches)
+        n_text = d * branches if config.text_projection == "linear" else d * (branches - 1)
+        self.text_proj = nn.Linear(config.text_dim, n_text) if n_text else None
         if branches == 2:  # psi_a = 0: uniform attention at the start
             with torch.no_grad():
-                self.text_proj.weight[d:].zero_()
-                self.text_proj.bias[d:].zero_()
+                self.text_proj.weight[n_text - d :].zero_()
+                self.text_proj.bias[n_text - d :].zero_()
         self.dropout = nn.Dropout(config.dropout)
         # per-dimension standardisation of the audio embeddings, fitted on training data
         self.register_buffer("audio_mean", torch.zeros(config.audio_dim))
@@ -152,6 +161,8 @@ class ZeroShotModel(nn.Module):
 
     def encode_classes(self, class_emb: torch.Tensor) -> torch.Tensor:
         """``psi(phi)`` (and ``psi_a(phi)``) for every class: ``[C, D * branches]``."""
+        if self.config.text_projection == "none":
+            return class_emb if self.text_proj is None else torch.cat([class_emb, self.text_proj(class_emb)], dim=1)
         return self.text_proj(class_emb)
 
     def forward(

@@ -46,7 +46,8 @@ def detection_scores(
     if kind == "attention":
         att = np.asarray(attention, dtype=np.float64)
         peak = np.maximum(att.max(axis=0, keepdims=True), 1e-12)
-        return att / peak / (1.0 + np.exp(-np.asarray(clip_scores, dtype=np.float64)))[None, :]
+        presence = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(clip_scores, dtype=np.float64)))  # sigmoid, no overflow
+        return att / peak * presence[None, :]
     raise ParameterError(f"unknown detection score kind {kind!r} (expected one of: {', '.join(DETECTION_KINDS)})")
 
 

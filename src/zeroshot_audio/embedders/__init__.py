@@ -27,7 +27,14 @@ def _yamnet(**kw: Any) -> Embedder:
     return YamnetEmbedder(**kw)
 
 
+def _yamnet_logits(**kw: Any) -> Embedder:
+    from .yamnet import YamnetLogitsEmbedder
+
+    return YamnetLogitsEmbedder(**kw)
+
+
 register_embedder("yamnet", _yamnet)
+register_embedder("yamnet-logits", _yamnet_logits)
 
 
 def available_embedders() -> list[str]:

@@ -73,6 +73,8 @@ MEL_MIN_HZ = 125.0
 MEL_MAX_HZ = 7500.0
 LOG_OFFSET = 0.001
 PATCH_FRAMES = 96
+EMBEDDING_DIM = 1024  # the pooled MobileNet features
+N_CLASSES = 521  # AudioSet classes of the YAMNet head
 PATCH_SAMPLES = (PATCH_FRAMES - 1) * STFT_HOP + STFT_WINDOW  # 15600
 _GEMM_ROWS = 16  # rows per mel-projection GEMM (16 x 235 x 64 < OpenBLAS's 4 * 65536 multithreading threshold)
 _FRAME_BLOCK = 512  # STFT frames per vectorised block: small enough to stay in cache (4x faster than 8192)
@@ -196,7 +198,7 @@ class YamnetEmbedder(Embedder):
 
     name = "yamnet"
     sample_rate = SAMPLE_RATE
-    dim = 1024
+    dim = EMBEDDING_DIM
     window = PATCH_SAMPLES / SAMPLE_RATE  # 0.975 s: 96 frames of 10 ms plus the last frame's 15 ms of context
 
     def __init__(self, *, hop: float = 0.96, threads: int = 1, model_path: Path | None = None,
@@ -280,8 +282,8 @@ class YamnetEmbedder(Embedder):
         """Run the network on log-mel patches ``[N, 1, 96, 64]``: ``embeddings [N, 1024]``, ``logits [N, 521]``."""
         sess = self.session()
         n = patches.shape[0]
-        emb = np.empty((n, self.dim), dtype=np.float32)
-        logits = np.empty((n, 521), dtype=np.float32)
+        emb = np.empty((n, EMBEDDING_DIM), dtype=np.float32)
+        logits = np.empty((n, N_CLASSES), dtype=np.float32)
         for start in range(0, n, self.batch_size):
             stop = min(n, start + self.batch_size)
             batch = np.ascontiguousarray(patches[start:stop], dtype=np.float32)
@@ -309,3 +311,19 @@ class YamnetEmbedder(Embedder):
                                  "(Embedder.embed does)")
         frames = log_mel_frames(wav[:need], (n - 1) * self.hop_frames + PATCH_FRAMES)
         return self.run_patches(log_mel_patches(frames, n, self.hop_frames))
+
+
+class YamnetLogitsEmbedder(YamnetEmbedder):
+    """YAMNet's 521 AudioSet logits per segment as the segment embedding (``--embedder yamnet-logits``).
+
+    The same network and front end as :class:`YamnetEmbedder`; the "embedding" is the classifier output, a
+    representation grounded in named AudioSet classes (used by the semantic-transfer baseline and for
+    distilling YAMNet's knowledge into the shared space).
+    """
+
+    name = "yamnet-logits"
+    dim = N_CLASSES
+
+    def embed_segments(self, waveform: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        _, logits = super().embed_segments(waveform, n)
+        return logits, logits
