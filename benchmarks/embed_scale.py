@@ -70,7 +70,8 @@ def main() -> None:
             seconds = time.perf_counter() - start
             assert s.n_failed == 0, s.failures
             rates[workers] = s.audio_seconds / seconds
-            print(f"{workers} worker(s): {args.clips} x 10 s clips in {seconds:.1f} s = {rates[workers]:.0f}x real time")
+            print(f"{workers} worker(s): {args.clips} x 10 s clips in {seconds:.1f} s = "
+                  f"{rates[workers]:.0f}x real time")
         print(f"2 workers / 1 worker: {rates[2] / rates[1]:.2f}x   (target >= 1.7x)")
 
         long = tmp / "long.wav"
@@ -78,7 +79,8 @@ def main() -> None:
         out = subprocess.run([sys.executable, "-c", _MEASURE, str(long)], capture_output=True, text=True, check=True)
         n, duration, seconds, peak = out.stdout.split()
         print(f"{float(duration) / 3600:.1f} h file: {n} segments in {float(seconds):.0f} s "
-              f"({float(duration) / float(seconds):.0f}x real time), peak memory {float(peak):.0f} MB   (target < 600 MB)")
+              f"({float(duration) / float(seconds):.0f}x real time), peak memory {float(peak):.0f} MB"
+              "   (target < 600 MB)")
 
 
 if __name__ == "__main__":

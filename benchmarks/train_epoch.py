@@ -41,7 +41,6 @@ def matmul_only(n_clips, n_segments, audio_dim, text_dim, dim, n_classes, batch,
     b = batch
     x = torch.randn(b * n_segments, audio_dim)
     w = torch.randn(audio_dim, 2 * dim)
-    k = torch.randn(n_classes, 2 * dim)
     phi = torch.randn(n_classes, text_dim)
     wt = torch.randn(text_dim, 2 * dim)
     g_seg = torch.randn(b, n_segments, n_classes)

@@ -325,3 +325,10 @@ def test_soundfont_render(tmp_path):
     again = S.render_instrument_notes(font, spec, insts, tmp_path / "r")
     assert [p for *_, p in again] == [p for *_, p in notes]
     assert S.render_instrument_notes(font, spec, insts, tmp_path / "r2")[0][2].read_bytes() == notes[0][2].read_bytes()
+
+
+def test_test_only_build_puts_everything_in_test(built, sources):
+    root, cache, _ = built
+    B.build_from_sources(root / "t", sources, n_scenes=12, seed=3, workers=1, cache=cache, test_only=True)
+    rows = _clips(root / "t")
+    assert len(rows) == 12 and {r["split"] for r in rows} == {"test"}

@@ -132,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "reviewed rules table, and mix them into 10 s multi-label scenes with exact "
                                    "events (see docs/corpus.md).")
     p.add_argument("action", choices=("build",))
-    p.add_argument("name", choices=("debian-sfx",))
+    p.add_argument("name", choices=("debian-sfx", "soundfont-instruments"),
+                   help="debian-sfx: sound effects (+ SoundFont instruments); soundfont-instruments: instrument "
+                        "notes only (a second dataset for cross-dataset tests)")
     p.add_argument("--out", required=True, metavar="DIR", help="dataset directory to write (replaced when complete)")
     p.add_argument("--scenes", type=_positive_int, default=10_000, help="number of 10 s scenes (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
@@ -159,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, help="embedding store of the dataset (from `zsa embed`)")
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--classes", help="file of classes to train on, one per line (default: all)")
+    p.add_argument("--strict", action="store_true",
+                   help="with --classes: drop training clips that hold any other class of DATA, so those classes "
+                        "are never heard (the zero-shot protocol's strict setting)")
     _add_model_options(p, pooling=True)
     _add_label_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -214,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     p.add_argument("--no-strict", dest="strict", action="store_false",
                    help="keep training clips that contain unseen or validation classes")
+    p.add_argument("--no-temporal", dest="temporal", action="store_false",
+                   help="do not score event detection even when DATA has events.tsv")
     p.add_argument("--out", help="directory for results.json and results.md")
     _add_model_options(p, pooling=False)
     _add_label_options(p)
@@ -318,7 +325,7 @@ def _cmd_corpus(args: argparse.Namespace) -> int:
     from .corpus.build import build_corpus
 
     _writable_output(args.out, "--out", directory=True)
-    if args.soundfonts:
+    if args.soundfonts or args.name == "soundfont-instruments":
         try:
             import tinysoundfont  # noqa: F401
         except ImportError:
@@ -340,7 +347,8 @@ def _cmd_corpus(args: argparse.Namespace) -> int:
             bar.close()
 
     summary = build_corpus(args.out, n_scenes=args.scenes, seed=args.seed, workers=args.workers,
-                           progress=progress, soundfonts=args.soundfonts)
+                           progress=progress, soundfonts=args.soundfonts or args.name == "soundfont-instruments",
+                           sfx=args.name == "debian-sfx")
     for bar in bars.values():
         bar.close()
     print(summary)
@@ -393,7 +401,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     y = dataset.label_matrix(classes)
     ok = np.array([f not in store.failures for f in dataset.filenames])
     splits = split_clips(dataset.splits, dataset.families, seed=args.seed)
-    train_ids = np.flatnonzero((splits == "train") & ok)
+    usable = ok
+    if args.strict:
+        others = [c for c in dataset.classes if c not in set(classes)]
+        usable = ok & ~dataset.label_matrix(others).any(axis=1) if others else ok
+    train_ids = np.flatnonzero((splits == "train") & usable)
     val_ids = np.flatnonzero((splits == "val") & ok)
     if train_ids.size == 0:
         raise ParameterError(f"{args.data}: no train clips to train on")
@@ -562,7 +574,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         raise ParameterError("--distill needs real audio (YAMNet's class scores), not --synthetic")
     try:
         options = ProtocolOptions(folds=args.folds, seed=args.seed, strict=args.strict, systems=systems,
-                                  model=_model_kwargs(args), train=_train_options(args), distill=args.distill)
+                                  model=_model_kwargs(args), train=_train_options(args), distill=args.distill,
+                                  temporal=args.temporal)
     except ParameterError as err:
         raise ParameterError(f"{'--systems: ' if 'system' in str(err) else ''}{err}") from None
     _writable_output(args.out, "--out", directory=True)

@@ -650,8 +650,12 @@ def build_from_sources(
     mix: MixSettings = MixSettings(),
     extra_info: Mapping[str, object] | None = None,
     timings: dict[str, float] | None = None,
+    test_only: bool = False,
 ) -> BuildSummary:
-    """Build the corpus from given ``sources`` (the part of :func:`build_corpus` after collecting)."""
+    """Build the corpus from given ``sources`` (the part of :func:`build_corpus` after collecting).
+
+    ``test_only`` puts every family and every scene in the test split (a dataset for evaluation only).
+    """
     if n_scenes < 1:
         raise ParameterError(f"build: n_scenes must be >= 1, got {n_scenes}")
     if workers < 1:
@@ -667,6 +671,8 @@ def build_from_sources(
     for p in kept:
         class_fams.setdefault(p.source.label, []).append(p.source.family)
     family_split = assign_splits(class_fams, seed)
+    if test_only:
+        family_split = {f: "test" for f in family_split}
     pools = _make_pools(kept, family_split)
     timings["prepare"] = time.perf_counter() - t0
 
@@ -674,7 +680,7 @@ def build_from_sources(
 
     desc = audioset_descriptions()
     classes = [c for c in desc if c in class_fams] + sorted(c for c in class_fams if c not in desc)
-    splits = scene_splits(n_scenes, seed)
+    splits = ["test"] * n_scenes if test_only else scene_splits(n_scenes, seed)
     for s in _SPLITS:
         if s in splits and not pools.by_split[s]:
             raise ParameterError(f"build: no class has a family in split {s!r}")
@@ -782,6 +788,7 @@ def build_corpus(
     progress: Callable[[str, int, int], None] | None = None,
     cache: str | os.PathLike | None = None,
     soundfonts: bool = True,
+    sfx: bool = True,
 ) -> BuildSummary:
     """Build the ``debian-sfx`` scene corpus into ``out`` (replaced only when the new build is complete).
 
@@ -804,16 +811,25 @@ def build_corpus(
         The corpus cache root (downloads, unpacked packages, renders, prepared clips).
     soundfonts : bool
         Add the SoundFont instrument notes (needs the ``tinysoundfont`` package).
+    sfx : bool
+        Use the recorded sound effects of the Debian packages (False with ``soundfonts=True``: a corpus of
+        instrument notes only, all in the test split: the second dataset of the cross-dataset experiment).
     """
     from .sources import collect_sources
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    src = collect_sources(cache=cache)
-    sources: list[Source] = list(src)
-    manifest: dict[str, Mapping] = dict(src.manifest)
+    if not sfx and not soundfonts:
+        raise ParameterError("build: nothing to build from (sfx and soundfonts both off)")
+    sources: list[Source] = []
+    manifest: dict[str, Mapping] = {}
+    extra: dict[str, object] = {}
+    if sfx:
+        src = collect_sources(cache=cache)
+        sources += list(src)
+        manifest.update(src.manifest)
+        extra["undecodable_sources"] = [list(x) for x in src.undecodable]
     timings["collect"] = time.perf_counter() - t0
-    extra: dict[str, object] = {"undecodable_sources": [list(x) for x in src.undecodable]}
     if soundfonts:
         t = time.perf_counter()
         from .soundfont import RENDER_SETTINGS, soundfont_sources
@@ -831,7 +847,7 @@ def build_corpus(
         timings["soundfonts"] = time.perf_counter() - t
     summary = build_from_sources(
         out, sources, manifest=manifest, n_scenes=n_scenes, seed=seed, min_files=min_files, workers=workers,
-        progress=progress, cache=cache, extra_info=extra, timings=timings,
+        progress=progress, cache=cache, extra_info=extra, timings=timings, test_only=not sfx,
     )
     summary.timings["total"] = time.perf_counter() - t0
     return summary
