@@ -145,6 +145,22 @@ class TrainedModel:
                 f"(dim {mine['dim']}) but {theirs['name']} v{theirs['version']} (dim {theirs['dim']}) was given"
             )
 
+    def label_embeddings(self, labels: list[str], *, descriptions: dict[str, str] | None = None) -> np.ndarray:
+        """``[L, Ds]`` embeddings of ``labels`` in this model's label space.
+
+        Classes the model was trained on use their saved embeddings; when any label is new, all are encoded
+        with the label encoder the model was trained with (rebuilt from its identity, same text and template
+        settings), so that every label is represented the same way.
+        """
+        known = dict(zip(self.classes, self.class_embeddings))
+        if all(x in known for x in labels):
+            return np.stack([known[x] for x in labels]) if labels else self.class_embeddings[:0]
+        from .labels import class_matrix, label_encoder_from_identity
+
+        enc = self.label_encoder
+        return class_matrix(label_encoder_from_identity(enc), labels, descriptions=descriptions,
+                            text=enc.get("text", "name"), templates=enc.get("templates", "none"))
+
     def scores(self, store: Any, rows: np.ndarray, class_emb: np.ndarray | None = None, **kw: Any) -> np.ndarray:
         """Clip scores ``[N, C]`` of store rows for ``class_emb`` (default: the model's own classes)."""
         from .training import predict

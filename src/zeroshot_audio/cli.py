@@ -440,7 +440,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ._io import write_json_atomic
     from .checkpoint import TrainedModel
     from .data import open_store, read_dataset
-    from .labels import class_matrix
     from .metrics import evaluate_scores
     from .training import resolve_device
 
@@ -453,16 +452,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     trained.check_store(store, name=f"model {args.model}")
     if args.classes:
         classes = _read_class_file(args.classes)
-        known = dict(zip(trained.classes, trained.class_embeddings))
-        if all(c in known for c in classes):
-            emb = np.stack([known[c] for c in classes])
-        else:
-            from .labels import label_encoder_from_identity
-
-            enc_id = trained.label_encoder
-            encoder = label_encoder_from_identity(enc_id)
-            emb = class_matrix(encoder, classes, descriptions=dataset.descriptions, text=enc_id.get("text", "name"),
-                               templates=enc_id.get("templates", "none"))
+        emb = trained.label_embeddings(classes, descriptions=dataset.descriptions)
     else:
         classes, emb = list(trained.classes), trained.class_embeddings
     split = args.split or ("test" if dataset.has_split else "all")
@@ -489,11 +479,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from .checkpoint import TrainedModel
     from .data import open_store, read_dataset
-    from .labels import class_matrix, label_encoder_from_identity
     from .plots import plot_attention
     from .temporal import frame_timestamps
     from .training import predict_segments
@@ -511,13 +499,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         list(dataset.labels[dataset.filenames.index(args.clip)])
     if not labels:
         raise ParameterError(f"--clip {args.clip!r} has no labels: name some with --labels")
-    known = dict(zip(trained.classes, trained.class_embeddings))
-    if all(x in known for x in labels):
-        emb = np.stack([known[x] for x in labels])
-    else:
-        enc_id = trained.label_encoder
-        emb = class_matrix(label_encoder_from_identity(enc_id), labels, descriptions=dataset.descriptions,
-                           text=enc_id.get("text", "name"), templates=enc_id.get("templates", "none"))
+    emb = trained.label_embeddings(labels, descriptions=dataset.descriptions)
     row = store.index_of([args.clip])
     seg, att, clip = predict_segments(trained.model, store, row, emb)[0]
     stamps = frame_timestamps(len(seg), float(store.meta.hop), float(store.durations[row[0]]))

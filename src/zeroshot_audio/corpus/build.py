@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import ParameterError
-from .._io import atomic_dir
-from .sources import Source, _sha256, corpus_cache
+from .._io import atomic_dir, sha256_file
+from .sources import Source, corpus_cache
 
 __all__ = [
     "SAMPLE_RATE",
@@ -302,7 +302,7 @@ def prepare_sources(sources: Sequence[Source], *, settings: PrepSettings = PrepS
     ``sources``.
     """
     cache_dir = corpus_cache(cache) / "prepared" / settings.key()
-    shas = [_sha256(Path(s.path)) for s in sources]
+    shas = [sha256_file(Path(s.path)) for s in sources]
     jobs = [(str(s.path), h, settings, str(cache_dir)) for s, h in zip(sources, shas)]
     results: dict[str, tuple] = {}
     todo = list(dict.fromkeys(j[1] for j in jobs))

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import DataError, missing_dependency
-from .sources import Source, SourceList, _sha256, corpus_cache, fetch_packages, package_manifest, unpack
+from .._io import sha256_file
+from .sources import Source, SourceList, corpus_cache, fetch_packages, package_manifest, unpack
 
 __all__ = [
     "SoundFontSpec",
@@ -263,7 +264,7 @@ def soundfont_sources(
         if not font.is_file():
             raise DataError(f"{spec.package}: SoundFont {spec.font_path} not found in the package")
         out.manifest[spec.package]["licences"] = [spec.licence]
-        dest = base / "soundfont" / spec.package / f"{_sha256(font)[:16]}-{skey}"
+        dest = base / "soundfont" / spec.package / f"{sha256_file(font)[:16]}-{skey}"
         version = str(out.manifest[spec.package]["version"])
         for inst, note_id, path in render_instrument_notes(font, spec, instruments, dest, settings):
             out.append(

@@ -17,7 +17,6 @@ Packages in :data:`RESERVED_PACKAGES` are kept for independent evaluation: every
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import os
 import re
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .._errors import DataError, ParameterError, ZsaError
+from .._io import sha256_file
 
 __all__ = [
     "RESERVED_PACKAGES",
@@ -114,14 +114,6 @@ def check_not_reserved(name: str) -> None:
     """Raise :class:`ParameterError` if ``name`` is a package reserved for independent evaluation."""
     if name.strip().lower() in RESERVED_PACKAGES:
         raise ParameterError(f"package {name!r} is reserved for independent evaluation and must not be used")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _run(cmd: Sequence[str], *, cwd: Path | None = None, what: str) -> str:
@@ -217,7 +209,7 @@ def unpack(deb: str | os.PathLike, dest: str | os.PathLike) -> Path:
     deb, dest = Path(deb), Path(dest)
     name = deb.name.split("_", 1)[0]
     check_not_reserved(name)
-    key = _sha256(deb)
+    key = sha256_file(deb)
     if _stamp_ok(dest, key):
         return dest
     if dest.exists():
@@ -266,7 +258,7 @@ def fetch_wheel(name: str, version: str, *, cache: str | os.PathLike | None = No
 def unpack_wheel(wheel: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """Unzip ``wheel`` into ``dest`` (cached by the wheel's sha256, like :func:`unpack`); return ``dest``."""
     wheel, dest = Path(wheel), Path(dest)
-    key = _sha256(wheel)
+    key = sha256_file(wheel)
     if _stamp_ok(dest, key):
         return dest
     if dest.exists():
@@ -315,7 +307,7 @@ def package_manifest(
         out[name] = {
             "version": version,
             "file": f.name,
-            "sha256": _sha256(f),
+            "sha256": sha256_file(f),
             "licences": _copyright_licences(Path(unpacked[name]), name) if name in unpacked else [],
         }
     return out
@@ -588,7 +580,7 @@ def collect_sources(
             if rule.skip:
                 out.skipped.append((name, original, rule.line))
                 continue
-            digest = _sha256(local)
+            digest = sha256_file(local)
             if digest in seen:
                 out.duplicates.append((name, original, seen[digest]))
                 continue

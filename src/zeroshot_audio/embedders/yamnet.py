@@ -44,7 +44,6 @@ GEMM there was measured 20x slower, contending with onnxruntime).
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import math
 import threading
@@ -54,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ParameterError
+from .._io import sha256_file
 from .base import Embedder
 
 __all__ = ["YamnetEmbedder", "log_mel_frames", "log_mel_patches", "mel_weight_matrix", "yamnet_class_scores",
@@ -167,14 +167,6 @@ def yamnet_class_scores(logits: np.ndarray) -> np.ndarray:
     return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class YamnetEmbedder(Embedder):
     """YAMNet segment embeddings (1024-d) and AudioSet logits (521) with onnxruntime on the CPU.
 
@@ -226,7 +218,7 @@ class YamnetEmbedder(Embedder):
         if not self.model_path.is_file():
             raise ParameterError(f"YAMNet model {self.model_path} does not exist: run `zsa models fetch` or pass an "
                                  "existing model_path")
-        self.checksum = _sha256_file(self.model_path)
+        self.checksum = sha256_file(self.model_path)
         self.version = f"{FRONTEND_VERSION}-{self.checksum[:16]}"
         self.class_names = self._read_class_names(self.model_path.parent / "yamnet_class_map.csv")
         self._session: Any = None
