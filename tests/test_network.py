@@ -33,7 +33,7 @@ def test_yamnet_embedding_and_minilm_encoding_run_offline(no_network, embedder, 
     from zeroshot_audio.labels import MiniLMLabelEncoder
 
     fresh = YamnetEmbedder(model_path=embedder.model_path)
-    out = fresh.embed(load_audio(Path(__file__).parent / "data" / "dog.flac"))
+    out = fresh.embed(load_audio(Path(__file__).parents[1] / "examples" / "dog.flac"))
     assert out.embeddings.shape[1] == 1024
     vectors = MiniLMLabelEncoder().encode(["dog barking", "rain on a roof"])
     assert vectors.shape == (2, 384)
@@ -46,7 +46,7 @@ def test_cli_embed_real_clips_offline(no_network, embedder, tmp_path, monkeypatc
 
     from zeroshot_audio.data import open_store
 
-    src = Path(__file__).parent / "data"
+    src = Path(__file__).parents[1] / "examples"
     audio = tmp_path / "audio"
     audio.mkdir()
     for name in ("dog.flac", "cow.flac"):

@@ -27,7 +27,7 @@ from zeroshot_audio.embedders.yamnet import (
     yamnet_class_scores,
 )
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "examples"
 DOG_CLASSES = {"Dog", "Bark", "Bow-wow", "Yip", "Howl", "Growling", "Canidae, dogs, wolves", "Whimper (dog)",
                "Domestic animals, pets"}
 

@@ -12,6 +12,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    # tagging
+    "load_model": ".tagging",
+    "Tagger": ".tagging",
+    "TagResult": ".tagging",
     # errors
     "ZsaError": "._errors",
     "ParameterError": "._errors",
@@ -83,4 +87,5 @@ if TYPE_CHECKING:  # pragma: no cover
     from .labels import LabelEncoder, available_label_encoders, class_matrix, get_label_encoder
     from .metrics import evaluate_scores
     from .model import ModelConfig, ZeroShotModel
+    from .tagging import Tagger, TagResult, load_model
     from .training import ClipSet, TrainOptions, fit, predict

