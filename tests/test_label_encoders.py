@@ -294,3 +294,21 @@ def test_rebuild_word2vec_from_identity(tmp_path, vectors, monkeypatch):
     path.unlink()
     with pytest.raises(CheckpointError, match="does not exist"):
         label_encoder_from_identity(ident)
+
+
+def test_minilm_onnx_export_matches_transformers(tmp_path, monkeypatch):
+    """`zsa models fetch` exports MiniLM to ONNX; the encoder then uses it, with the same vectors."""
+    from zeroshot_audio.labels import MiniLMLabelEncoder
+    from zeroshot_audio.models import fetch_minilm_onnx, minilm_onnx_path
+
+    monkeypatch.setenv("ZSA_CACHE_DIR", str(tmp_path))
+    texts = ["dog barking", "a recording of church bells", "someone chopping wood in the forest, then rain"]
+    reference = MiniLMLabelEncoder().encode(texts)  # no graph yet: transformers
+    graph = fetch_minilm_onnx()
+    enc = MiniLMLabelEncoder()
+    assert minilm_onnx_path(enc.version) == graph
+    got = enc.encode(texts)
+    assert enc._session is not None and enc._model is None  # the fast path, without transformers
+    np.testing.assert_allclose(got, reference, atol=1e-5)
+    graph.write_bytes(graph.read_bytes()[:-10])  # a damaged graph is not used
+    assert minilm_onnx_path(enc.version) is None

@@ -362,10 +362,11 @@ def _cmd_tag(args: argparse.Namespace) -> int:
             for r in shown:
                 writer.writerow([res.file, r.label, f"{r.score:.4f}", f"{r.probability:.4f}"])
         else:
-            print(f"{res.file}  ({res.duration:.1f} s)")
+            print(f"{res.file}  ({res.duration:.1f} s)      probability  score  label  [when, for likely labels]")
             for r in shown:
-                when = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b, _ in r.events[:4])
-                when += " ..." if len(r.events) > 4 else ""
+                likely = r.probability >= 0.5 * res.labels[0].probability
+                when = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b, _ in r.events[:4]) if likely else ""
+                when += " ..." if likely and len(r.events) > 4 else ""
                 print(f"  {r.probability:6.1%}  {r.score:7.2f}  {r.label}" + (f"   [{when}]" if when else ""))
         for r in shown if (args.threshold is not None or args.top_k) else res.labels[:1]:
             events_rows += [(res.file, a, b, r.label) for a, b, _ in r.events]
@@ -383,8 +384,9 @@ def _cmd_tag(args: argparse.Namespace) -> int:
             plot_attention(Path(args.plot) / f"{Path(f).name}.png", timestamps=stamps,
                            attention=np.stack([r.attention for r in top], axis=1),
                            labels=[r.label for r in top], clip_scores=np.array([r.score for r in top]),
-                           events=[(a, b, r.label) for r in top for a, b, _ in r.events], waveform=wav,
-                           title=Path(f).name)
+                           events=[(a, b, r.label) for r in top for a, b, _ in r.events
+                                   if r.probability >= 0.5 * res.labels[0].probability],
+                           waveform=wav, title=Path(f).name, events_caption="detected events (likely labels)")
     if bar is not None:
         bar.close()
     if args.events:
@@ -401,8 +403,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from .models import available_models, fetch_yamnet
 
     if args.action == "fetch":
-        path = fetch_yamnet(force=args.force, progress=lambda msg: print(f"zsa: {msg}", file=sys.stderr))
+        from .models import fetch_minilm_onnx
+
+        say = lambda msg: print(f"zsa: {msg}", file=sys.stderr)  # noqa: E731
+        path = fetch_yamnet(force=args.force, progress=say)
         print(f"yamnet ready: {path}")
+        print(f"minilm (onnx) ready: {fetch_minilm_onnx(force=args.force, progress=say)}")
         return 0
     for m in available_models():
         state = "ready" if m.fetched else "not fetched (run `zsa models fetch`)"

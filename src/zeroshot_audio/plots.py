@@ -38,6 +38,7 @@ def plot_attention(
     waveform: np.ndarray | None = None,
     sample_rate: int = 16000,
     title: str = "",
+    events_caption: str = "strong labels",
 ) -> Path:
     """Draw, for each label, its strong labels (when known) above its attention over time.
 
@@ -89,7 +90,7 @@ def plot_attention(
     axes[-1].set_xlabel("time (s)")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.text(0.99, 0.005, "red bars: strong labels; blue: attention over time; dotted: uniform",
+    fig.text(0.99, 0.005, f"red bars: {events_caption}; blue: attention over time; dotted: uniform",
              ha="right", va="bottom", fontsize=7, color="0.4")
     fig.tight_layout()
     out = Path(out)
