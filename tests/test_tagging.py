@@ -89,3 +89,11 @@ def test_cli_tag_bad_input(tmp_path, capsys):
     assert "missing.wav" in capsys.readouterr().err
     assert main(["tag", str(DATA / "dog.flac"), "--labels", "dog", "--model", str(tmp_path)]) == 2
     assert "config.json" in capsys.readouterr().err
+
+
+def test_silent_file_is_tagged_with_a_warning(tagger, embedder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ZSA_CACHE_DIR", str(Path(embedder.model_path).parents[2]))
+    sf.write(tmp_path / "silence.wav", np.zeros(16000 * 3, dtype=np.float32), 16000)
+    assert main(["tag", str(tmp_path / "silence.wav"), "--labels", "dog barking;rain", "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert "digitally silent" in err and json.loads(out)["duration"] == pytest.approx(3.0)

@@ -352,6 +352,8 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.update(1)
+        if res.peak == 0.0:
+            print(f"zsa: warning: {f}: digitally silent; its scores say nothing about its labels", file=sys.stderr)
         shown = [r for r in res.labels if args.threshold is None or r.probability >= args.threshold]
         shown = shown[: args.top_k] if args.top_k else shown
         if args.format == "json":

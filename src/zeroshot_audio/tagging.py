@@ -65,6 +65,7 @@ class TagResult:
     duration: float
     segment_times: np.ndarray  # [T, 2]
     labels: list[LabelResult]
+    peak: float | None = None  # largest absolute sample (0.0: digitally silent)
 
     def to_json(self) -> dict[str, Any]:
         """``{"file", "duration", "labels": [{"label", "score", "probability", "events": [...]}]}``."""
@@ -212,7 +213,8 @@ class Tagger:
         results = [LabelResult(lab, float(best[i]), float(prob[i]), att[:, i], seg[:, i], events[lab])
                    for i, lab in enumerate(labels)]
         results.sort(key=lambda r: -r.score)
-        return TagResult(file=name, duration=float(out.duration), segment_times=out.times, labels=results)
+        return TagResult(file=name, duration=float(out.duration), segment_times=out.times, labels=results,
+                         peak=out.peak)
 
 
 class _IdentityOnly:
