@@ -344,7 +344,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         writer.writerow(["file", "label", "score", "probability"])
     for f in files:
         try:
-            res = tagger._tag_one(f, labels, emb, None, 0.5)
+            res = tagger.tag_encoded(f, labels, emb)
         except ZsaError as err:
             failures[str(f)] = str(err)
             print(f"zsa: failed: {err}", file=sys.stderr)

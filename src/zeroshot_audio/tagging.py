@@ -11,7 +11,6 @@ its best window's, and events carry absolute times.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -155,7 +154,8 @@ class Tagger:
         """Tag several recordings with one label set (label embeddings computed once)."""
         labels, _ = clean_labels(labels)
         emb = self.label_embeddings(labels)
-        return [self._tag_one(a, labels, emb, sample_rate, event_threshold) for a in audios]
+        return [self.tag_encoded(a, labels, emb, sample_rate=sample_rate, event_threshold=event_threshold)
+                for a in audios]
 
     def _embed(self, audio: Any, sample_rate: int | None):
         from .embed import embed_file
@@ -177,8 +177,11 @@ class Tagger:
             return "<array>", self.embedder.embed(wav)
         return str(audio), embed_file(self.embedder, audio)
 
-    def _tag_one(self, audio: Any, labels: list[str], emb: np.ndarray, sample_rate: int | None,
-                 event_threshold: float) -> TagResult:
+    def tag_encoded(self, audio: Any, labels: list[str], label_embeddings: np.ndarray, *,
+                    sample_rate: int | None = None, event_threshold: float = 0.5) -> TagResult:
+        """Tag one recording with labels already cleaned and embedded (:meth:`label_embeddings`): the loop
+        body of :meth:`tag_batch`, for callers that handle each file's failure themselves."""
+        emb = label_embeddings
         import torch
 
         name, out = self._embed(audio, sample_rate)
@@ -249,14 +252,3 @@ def load_model(name: str | os.PathLike[str] = "default", **options: Any) -> Tagg
     else:
         path = Path(name)
     return Tagger(TrainedModel.load(path), path=path, **options)
-
-
-def _json_default(o: Any) -> Any:  # pragma: no cover - formatting helper
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(type(o).__name__)
-
-
-def dumps(results: Sequence[TagResult]) -> str:
-    """JSON lines, one object per recording."""
-    return "\n".join(json.dumps(r.to_json(), default=_json_default) for r in results)
