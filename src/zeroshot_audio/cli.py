@@ -554,24 +554,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_data_store(args: argparse.Namespace):
+    """The model, dataset and store named by MODEL_DIR, DATA and --store, checked against each other."""
+    from .checkpoint import TrainedModel
+    from .data import open_store, read_dataset
+
+    _require(args.data, "DATA")
+    _require(args.store, "--store")
+    trained = TrainedModel.load(args.model)
+    dataset = read_dataset(args.data)
+    store = open_store(args.store)
+    trained.check_store(store, name=f"model {args.model}")
+    return trained, dataset, store
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
     import numpy as np
 
     from ._io import write_json_atomic
-    from .checkpoint import TrainedModel
-    from .data import open_store, read_dataset
     from .metrics import evaluate_scores
     from .training import resolve_device
 
-    _require(args.data, "DATA")
-    _require(args.store, "--store")
     _writable_output(args.json_out, "--json", directory=False)
-    trained = TrainedModel.load(args.model)
-    dataset = read_dataset(args.data)
-    store = open_store(args.store)
-    trained.check_store(store, name=f"model {args.model}")
+    trained, dataset, store = _model_data_store(args)
     if args.classes:
         classes = _read_class_file(args.classes)
         emb = trained.label_embeddings(classes, descriptions=dataset.descriptions)
@@ -601,20 +608,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-
-    from .checkpoint import TrainedModel
-    from .data import open_store, read_dataset
     from .plots import plot_attention
     from .temporal import frame_timestamps
     from .training import predict_segments
 
-    _require(args.data, "DATA")
-    _require(args.store, "--store")
     _writable_output(args.out, "--out", directory=False)
-    trained = TrainedModel.load(args.model)
-    dataset = read_dataset(args.data)
-    store = open_store(args.store)
-    trained.check_store(store, name=f"model {args.model}")
+    trained, dataset, store = _model_data_store(args)
     if args.clip not in dataset.filenames:
         raise ParameterError(f"--clip {args.clip!r} is not a clip of {args.data}")
     labels = [x.strip() for x in args.labels.split(";") if x.strip()] if args.labels else \

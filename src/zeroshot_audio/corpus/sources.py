@@ -209,7 +209,17 @@ def unpack(deb: str | os.PathLike, dest: str | os.PathLike) -> Path:
     deb, dest = Path(deb), Path(dest)
     name = deb.name.split("_", 1)[0]
     check_not_reserved(name)
-    key = sha256_file(deb)
+    return _cached_unpack(deb, dest, lambda tmp: _run(["dpkg-deb", "-x", str(deb), str(tmp)],
+                                                       what=f"unpacking {deb.name}"))
+
+
+def _cached_unpack(archive: Path, dest: Path, extract) -> Path:
+    """Unpack ``archive`` into ``dest`` with ``extract(tmp_dir)`` unless ``dest`` already holds it.
+
+    ``dest/.zsa-unpacked`` records the archive's sha256; the tree is built under ``dest.partial`` and renamed,
+    so an interrupted unpack is never taken for a finished one.
+    """
+    key = sha256_file(archive)
     if _stamp_ok(dest, key):
         return dest
     if dest.exists():
@@ -218,7 +228,7 @@ def unpack(deb: str | os.PathLike, dest: str | os.PathLike) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    _run(["dpkg-deb", "-x", str(deb), str(tmp)], what=f"unpacking {deb.name}")
+    extract(tmp)
     (tmp / ".zsa-unpacked").write_text(key + "\n")
     tmp.rename(dest)
     return dest
@@ -258,20 +268,12 @@ def fetch_wheel(name: str, version: str, *, cache: str | os.PathLike | None = No
 def unpack_wheel(wheel: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """Unzip ``wheel`` into ``dest`` (cached by the wheel's sha256, like :func:`unpack`); return ``dest``."""
     wheel, dest = Path(wheel), Path(dest)
-    key = sha256_file(wheel)
-    if _stamp_ok(dest, key):
-        return dest
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp = dest.with_name(dest.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    with zipfile.ZipFile(wheel) as z:
-        z.extractall(tmp)
-    (tmp / ".zsa-unpacked").write_text(key + "\n")
-    tmp.rename(dest)
-    return dest
+
+    def extract(tmp: Path) -> None:
+        with zipfile.ZipFile(wheel) as z:
+            z.extractall(tmp)
+
+    return _cached_unpack(wheel, dest, extract)
 
 
 def _copyright_licences(root: Path, name: str) -> list[str]:
