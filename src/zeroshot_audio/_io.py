@@ -22,7 +22,7 @@ def _umask() -> int:
     return mask
 
 
-__all__ = ["atomic_path", "atomic_dir", "write_text_atomic", "write_json_atomic", "sha256_file"]
+__all__ = ["atomic_path", "atomic_dir", "write_text_atomic", "write_json_atomic", "sha256_file", "csv_text"]
 
 
 @contextlib.contextmanager
@@ -92,3 +92,13 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def csv_text(rows) -> str:
+    """Rows (sequences of values) as CSV text with ``\n`` line ends, quoting as the csv module does."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()

@@ -135,16 +135,6 @@ class TrainedModel:
         except StoreError as err:
             raise CheckpointError(str(err)) from None
 
-    def check_label_encoder(self, encoder: Any) -> None:
-        """Refuse a label encoder whose space differs from the one the model was trained in."""
-        mine = {k: self.label_encoder.get(k) for k in ("name", "version", "dim")}
-        theirs = encoder.identity()
-        if mine != {k: theirs.get(k) for k in mine}:
-            raise CheckpointError(
-                f"the model was trained with label encoder {mine['name']} v{mine['version']} "
-                f"(dim {mine['dim']}) but {theirs['name']} v{theirs['version']} (dim {theirs['dim']}) was given"
-            )
-
     def label_embeddings(self, labels: list[str], *, descriptions: dict[str, str] | None = None) -> np.ndarray:
         """``[L, Ds]`` embeddings of ``labels`` in this model's label space.
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import ParameterError, missing_dependency
+from .metrics import _nan_to_none
 
 __all__ = ["DETECTION_KINDS", "frame_timestamps", "detection_scores", "scores_to_events", "evaluate_detection"]
 
@@ -66,11 +67,6 @@ def scores_to_events(
             events.append((float(timestamps[start]), float(timestamps[stop]), label,
                            float(scores[start:stop, c].max())))
     return sorted(events, key=lambda e: (e[0], e[2]))
-
-
-def _nan_to_none(x: Any) -> float | None:
-    x = float(x)
-    return None if np.isnan(x) else x
 
 
 def evaluate_detection(

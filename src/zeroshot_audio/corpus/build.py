@@ -18,9 +18,7 @@ Pipeline (see ``docs/corpus.md``, section "Building the scenes"):
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import math
@@ -33,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import ParameterError
-from .._io import atomic_dir, sha256_file
+from .._io import atomic_dir, csv_text, sha256_file
 from .sources import Source, corpus_cache
 
 __all__ = [
@@ -569,13 +567,6 @@ def _render_all(root: Path, splits: list[str], seed: int, prepared: Sequence[Pre
 # ------------------------------------------------------------------------------------------- output
 
 
-def _csv_text(rows: Sequence[Sequence[object]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerows(rows)
-    return buf.getvalue()
-
-
 def _strict_measured(results: Sequence[SceneResult], classes: Sequence[str], seed: int,
                      folds: int = 5, held_out: float = 0.4) -> list[int]:
     """Training scenes left per fold when ``held_out`` of the classes (seeded draw per fold) are held out."""
@@ -714,13 +705,13 @@ def build_from_sources(
             s = kept[i].source
             rows.append([s.label, s.family, s.package, s.package_version, s.original_path, s.licence,
                          family_split[s.family], counts[i], f"{kept[i].seconds:.3f}", kept[i].sha256])
-        (tmp / "provenance.csv").write_text(_csv_text(rows), encoding="utf-8")
+        (tmp / "provenance.csv").write_text(csv_text(rows), encoding="utf-8")
         scene_rows: list[list[object]] = [["filename", "label", "package", "original_path", "licence"]]
         for r in results:
             for i in r.sources:
                 s = kept[i].source
                 scene_rows.append([r.filename, s.label, s.package, s.original_path, s.licence])
-        (tmp / "scene_sources.csv").write_text(_csv_text(scene_rows), encoding="utf-8")
+        (tmp / "scene_sources.csv").write_text(csv_text(scene_rows), encoding="utf-8")
         manifest = dict(manifest or {})
         for p in kept:  # packages the manifest does not know (injected sources)
             manifest.setdefault(p.source.package, {"version": p.source.package_version, "licences": []})

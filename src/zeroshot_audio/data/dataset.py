@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import DataError, ParameterError, name_some
-from .._io import write_text_atomic
+from .._io import csv_text, write_text_atomic
 
 __all__ = ["Event", "Dataset", "read_dataset", "write_dataset", "SPLITS"]
 
@@ -478,13 +478,6 @@ def _check_name(what: str, value: object, *, forbid: str = "") -> str:
     return value
 
 
-def _csv_text(rows: Iterable[Sequence[str]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 def write_dataset(
     path: str | os.PathLike[str],
     *,
@@ -615,13 +608,13 @@ def write_dataset(
         if families is not None:
             row.append(families[i])
         rows.append(row)
-    write_text_atomic(root / _CLIPS, _csv_text(rows))
+    write_text_atomic(root / _CLIPS, csv_text(rows))
 
     if class_list is not None:
         desc = descriptions or {}
         write_text_atomic(
             root / _CLASSES,
-            _csv_text([["label", "description"], *([c, str(desc.get(c, "")).strip()] for c in class_list)]),
+            csv_text([["label", "description"], *([c, str(desc.get(c, "")).strip()] for c in class_list)]),
         )
     elif (root / _CLASSES).exists():
         logger.info("removing stale %s", root / _CLASSES)
