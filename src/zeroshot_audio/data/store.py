@@ -279,11 +279,31 @@ def _bad_entry(path: Path, name: str, what: str, values: list, i: int) -> StoreE
 
 def _index_ints(obj: dict[str, Any], name: str, path: Path, minimum: int) -> np.ndarray:
     values = _index_field(obj, name, path, "integers")
+    if set(map(type, values)) <= {int}:  # exact ints (no bools or floats): range checked on the array
+        try:
+            arr = np.asarray(values, dtype=np.int64).reshape(len(values))
+        except OverflowError:
+            arr = None
+        if arr is not None and (not arr.size or (arr.min() >= minimum and arr.max() <= _MAX_ROWS)):
+            return arr
     what = f"integers >= {minimum}"
-    for i, x in enumerate(values):
-        if type(x) is not int or not minimum <= x <= _MAX_ROWS:
-            raise _bad_entry(path, name, what, values, i)
-    return np.asarray(values, dtype=np.int64).reshape(len(values))
+    bad = next(i for i, x in enumerate(values) if type(x) is not int or not minimum <= x <= _MAX_ROWS)
+    raise _bad_entry(path, name, what, values, bad)
+
+
+def _index_durations(obj: dict[str, Any], path: Path) -> np.ndarray:
+    values = _index_field(obj, "durations", path, "numbers")
+    if set(map(type, values)) <= {int, float}:
+        try:
+            arr = np.asarray(values, dtype=np.float64).reshape(len(values))
+        except OverflowError:
+            arr = None
+        if arr is not None and (not arr.size or (np.isfinite(arr).all() and arr.min() >= 0 and arr.max() <= 1e15)):
+            return arr
+    bad = next(
+        i for i, x in enumerate(values) if type(x) not in (int, float) or not math.isfinite(x) or not 0 <= x <= 1e15
+    )
+    raise _bad_entry(path, "durations", "finite numbers of seconds >= 0", values, bad)
 
 
 def _read_index(path: Path) -> dict[str, Any]:
@@ -301,16 +321,12 @@ def _read_index(path: Path) -> dict[str, Any]:
             f" ({STORE_FORMAT_VERSION}); upgrade zeroshot-audio"
         )
     keys = _index_field(obj, "keys", path, "strings")
-    for i, k in enumerate(keys):
-        if not isinstance(k, str) or not k:
-            raise _bad_entry(path, "keys", "non-empty strings", keys, i)
+    if not set(map(type, keys)) <= {str} or "" in keys:
+        bad = next(i for i, k in enumerate(keys) if not isinstance(k, str) or not k)
+        raise _bad_entry(path, "keys", "non-empty strings", keys, bad)
     offsets = _index_ints(obj, "offsets", path, 0)
     counts = _index_ints(obj, "counts", path, 1)
-    raw = _index_field(obj, "durations", path, "numbers")
-    for i, x in enumerate(raw):
-        if type(x) not in (int, float) or not math.isfinite(x) or not 0 <= x <= 1e15:
-            raise _bad_entry(path, "durations", "finite numbers of seconds >= 0", raw, i)
-    durations = np.asarray(raw, dtype=np.float64).reshape(len(raw))
+    durations = _index_durations(obj, path)
     n = len(keys)
     if not (len(offsets) == len(counts) == len(durations) == n):
         raise StoreError(
@@ -542,7 +558,7 @@ class StoreWriter:
                     )
                 where[key] = index_path
         self._stored = set(where)
-        # Numbers only grow (a dropped shard's number is not reused), read under the lock.
+        # Read under the lock; _write_shard also skips numbers taken meanwhile (it never replaces a shard).
         self._next = shards[-1][0] + 1 if shards else 0
         self._remove_leftovers(complete)
         self._failures = {
