@@ -725,6 +725,7 @@ class StoreWriter:
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
         number = self._next
         index_path = self._shard_dir / f"{_shard_name(number)}.index.json"
+        claimed = False  # the .npy of ``number`` is ours
         try:
             data = np.concatenate(self._pending_segments, axis=0)
             self._shard_dir.mkdir(parents=True, exist_ok=True)
@@ -739,6 +740,7 @@ class StoreWriter:
                                 np.save(f, data)
                                 f.flush()
                                 os.fsync(f.fileno())
+                        claimed = True
                         break
                     except FileExistsError:
                         pass
@@ -755,7 +757,7 @@ class StoreWriter:
         finally:
             # The shard is complete exactly when its index exists; bookkeeping follows that, also when an
             # interrupt arrives between the rename and here.
-            if index_path.exists():
+            if claimed and index_path.exists():
                 self._stored.update(self._pending_keys)
                 self._pending_keys, self._pending_segments, self._pending_durations = [], [], []
                 self._pending_set = set()
