@@ -7,6 +7,7 @@ at most a stray temporary that the next run ignores.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -22,14 +23,24 @@ def _umask() -> int:
     return mask
 
 
-__all__ = ["atomic_path", "atomic_dir", "write_text_atomic", "write_json_atomic", "sha256_file", "csv_text"]
+__all__ = [
+    "atomic_path",
+    "atomic_dir",
+    "recover_dir",
+    "write_text_atomic",
+    "write_json_atomic",
+    "sha256_file",
+    "csv_text",
+]
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
-    On an exception the temporary is removed and ``path`` is left as it was.
+    On an exception the temporary is removed and ``path`` is left as it was. With ``overwrite=False`` an
+    existing ``path`` is never replaced: FileExistsError is raised instead (checked atomically with a hard
+    link where the file system has them).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,21 +50,98 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the user's usual mode
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        if overwrite:
+            os.replace(tmp_path, path)
+        else:
+            _rename_noreplace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
 
 
+def _rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst`` unless ``dst`` exists (FileExistsError); atomic where hard links work."""
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise
+    except OSError as e:  # no hard links on this file system: check, then rename (not atomic)
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            raise
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "File exists", str(dst)) from None
+        os.replace(src, dst)
+        return
+    src.unlink()
+
+
+_OLD = ".old-"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process is not inside a replacement while it recovers
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid > 0
+    return True
+
+
+def recover_dir(path: str | os.PathLike[str]) -> bool:
+    """Finish or undo an :func:`atomic_dir` replacement of ``path`` that was interrupted.
+
+    A replacement first renames the old directory to ``.NAME.old-PID`` and then the new one to ``NAME``;
+    an interrupt (or a kill) between the two leaves no directory at ``path``. When ``path`` is missing
+    and such an old directory of a process that no longer runs exists, it is renamed back; stale old
+    directories beside an existing ``path`` are removed.
+
+    Returns
+    -------
+    bool
+        True when a directory was restored at ``path``.
+    """
+    path = Path(path)
+    prefix = f".{path.name}{_OLD}"
+    try:
+        olds = [
+            p
+            for p in path.parent.iterdir()
+            if p.name.startswith(prefix) and p.name[len(prefix) :].isdigit() and p.is_dir()
+        ]
+    except OSError:
+        return False
+    olds = [p for p in olds if not _pid_alive(int(p.name[len(prefix) :]))]
+    if not olds:
+        return False
+    restored = False
+    if not os.path.lexists(path):
+        newest = max(olds, key=lambda p: p.stat().st_ctime)
+        try:
+            os.replace(newest, path)
+            restored = True
+            olds.remove(newest)
+        except OSError:  # another process restored or replaced it meanwhile
+            pass
+    for p in olds:
+        shutil.rmtree(p, ignore_errors=True)
+    return restored
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a fresh temporary directory beside ``path``; on success it replaces ``path``.
 
-    An existing directory at ``path`` is replaced only after the new one is complete.
+    An existing directory at ``path`` is replaced only after the new one is complete. It is first renamed
+    to ``.NAME.old-PID``: an exception between the two renames puts it back, and a replacement killed there
+    is undone by :func:`recover_dir` (called here and where model directories are opened).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
     try:
@@ -61,9 +149,14 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = True) -> Itera
         if path.exists():
             if not overwrite:
                 raise FileExistsError(f"{path} exists")
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            old = path.with_name(f".{path.name}{_OLD}{os.getpid()}")
             os.replace(path, old)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                if not os.path.lexists(path):
+                    os.replace(old, path)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)

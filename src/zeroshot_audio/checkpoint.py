@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import CheckpointError, ParameterError
-from ._io import atomic_dir
+from ._io import atomic_dir, recover_dir
 from .model import ModelConfig, ZeroShotModel
 
 __all__ = ["TrainedModel", "CHECKPOINT_FORMAT"]
@@ -93,6 +93,10 @@ class TrainedModel:
         import torch
 
         path = Path(path)
+        if recover_dir(path):  # a replacement of this model was killed half-way: the old model is back
+            import logging
+
+            logging.getLogger(__name__).warning("%s: restored the model that an interrupted save had moved aside", path)
         if not path.is_dir():
             raise CheckpointError(f"{path}: not a model directory (it does not exist or is not a directory)")
         for name in ("config.json", "weights.pt", "class_embeddings.npy"):

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import CheckpointError, MissingDependencyError
-from ._io import atomic_dir, sha256_file
+from ._io import atomic_dir, recover_dir, sha256_file
 from .labels import cache_dir
 
 __all__ = [
@@ -292,6 +292,7 @@ def _derive(source: _Source, progress: Progress) -> Path:
 def _verified_graph() -> Path | None:
     """The derived graph if present and matching its provenance.json, else None."""
     out_dir = yamnet_model_dir()
+    recover_dir(out_dir)
     graph, prov = out_dir / FLOAT_GRAPH, out_dir / PROVENANCE
     if not (graph.is_file() and prov.is_file() and (out_dir / CLASS_MAP).is_file()):
         return None
@@ -420,6 +421,7 @@ def minilm_onnx_dir(version: str) -> Path:
 def minilm_onnx_path(version: str) -> Path | None:
     """The exported graph for these weights when present and intact, else None."""
     folder = minilm_onnx_dir(version)
+    recover_dir(folder)
     graph, prov = folder / MINILM_ONNX, folder / PROVENANCE
     try:
         doc = json.loads(prov.read_text(encoding="utf-8"))

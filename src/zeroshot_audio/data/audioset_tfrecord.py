@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import stat
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -158,6 +159,8 @@ def _iter_records(path: Path, *, verify: bool = True, batch: int = 256) -> Itera
         pending.clear()
 
     with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        file_size = st.st_size if stat.S_ISREG(st.st_mode) else None
         number = offset = size = 0
         while True:
             header = f.read(12)
@@ -171,6 +174,11 @@ def _iter_records(path: Path, *, verify: bool = True, batch: int = 256) -> Itera
             if verify and masked_crc32c(header[:8]) != length_crc:
                 yield from flush()
                 yield _Record(number, offset, None, "length CRC mismatch (corrupt framing)", True)
+                return
+            remaining = None if file_size is None else file_size - offset - 12
+            if remaining is not None and length + 4 > remaining:  # never allocate what the file cannot hold
+                yield from flush()
+                yield _Record(number, offset, None, f"truncated: {remaining} of {length + 4} data bytes", True)
                 return
             data = f.read(length)
             footer = f.read(4) if len(data) == length else b""

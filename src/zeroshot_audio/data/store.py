@@ -6,10 +6,21 @@ Layout of a store directory::
     shards/00000.npy           np.save of an [S, D] matrix (dtype from meta.json)
     shards/00000.index.json    keys, offsets into the shard, counts and durations of its clips
     failures.csv               key,reason of clips that could not be embedded
+    writer.lock                held (flock) by the one writer of the store, with its pid
 
 A shard counts only once its index file exists: the writer renames the ``.npy`` into place first and
 the index second, so an interrupted writer leaves at most an ``.npy`` without an index, which readers
-ignore and the next writer removes. One writer at a time per store.
+ignore and the next writer removes. Shards are never rewritten, so a reader sees the snapshot of
+complete shards that existed when it opened the store, while a writer goes on appending.
+
+One writer at a time per store: a writer holds an exclusive ``flock`` on ``writer.lock`` for its
+lifetime (the kernel releases it when the process ends, also by a kill), and a second writer is refused
+with an error naming the holder's pid. Shard files are created without replacing existing ones, so even
+writers that bypass the lock cannot overwrite each other's shards.
+
+Opening checks every shard file against its index (a ``.npy`` header, dtype, shape and file size, read
+without loading the data): a reader refuses a damaged shard with an error naming it, and a resuming
+writer drops the clips of a damaged shard (with a warning) so that they are embedded again.
 """
 
 from __future__ import annotations
@@ -34,6 +45,11 @@ import numpy as np
 from .._errors import ParameterError, StoreError, name_some
 from .._io import atomic_path, write_json_atomic, write_text_atomic
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX: no writer lock
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = [
     "STORE_FORMAT_VERSION",
     "StoreMeta",
@@ -51,12 +67,15 @@ STORE_FORMAT_VERSION = 1
 _META = "meta.json"
 _SHARDS = "shards"
 _FAILURES = "failures.csv"
+_LOCK = "writer.lock"
 _DTYPES = ("float16", "float32")
 _HOP_TOL = 1e-6
 _SHARD_RE = re.compile(r"^(\d{5,})\.index\.json$")
 _NPY_RE = re.compile(r"^(\d{5,})\.npy$")
 #: Most shards kept memory-mapped at once by a reader (each holds a file descriptor).
 _MAX_OPEN_SHARDS = 256
+#: Largest offset or count an index may hold (far above any real shard; keeps sums exact in int64).
+_MAX_ROWS = 1 << 48
 
 
 @dataclass(frozen=True)
@@ -241,33 +260,157 @@ def _list_shards(shard_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def _index_field(obj: dict[str, Any], name: str, path: Path, what: str) -> list:
+    value = obj.get(name)
+    if not isinstance(value, list):
+        got = "missing" if name not in obj else f"a JSON {_JSON_TYPES.get(type(value), 'null')}"
+        raise StoreError(f"{path}: malformed shard index: field {name!r} must be a list of {what} (got {got})")
+    return value
+
+
+def _bad_entry(path: Path, name: str, what: str, values: list, i: int) -> StoreError:
+    return StoreError(
+        f"{path}: malformed shard index: field {name!r} must hold {what} (got {values[i]!r} at position {i})"
+    )
+
+
+def _index_ints(obj: dict[str, Any], name: str, path: Path, minimum: int) -> np.ndarray:
+    values = _index_field(obj, name, path, "integers")
+    if set(map(type, values)) <= {int}:  # exact ints (no bools or floats): range checked on the array
+        try:
+            arr = np.asarray(values, dtype=np.int64).reshape(len(values))
+        except OverflowError:
+            arr = None
+        if arr is not None and (not arr.size or (arr.min() >= minimum and arr.max() <= _MAX_ROWS)):
+            return arr
+    what = f"integers >= {minimum}"
+    bad = next(i for i, x in enumerate(values) if type(x) is not int or not minimum <= x <= _MAX_ROWS)
+    raise _bad_entry(path, name, what, values, bad)
+
+
+def _index_durations(obj: dict[str, Any], path: Path) -> np.ndarray:
+    values = _index_field(obj, "durations", path, "numbers")
+    if set(map(type, values)) <= {int, float}:
+        try:
+            arr = np.asarray(values, dtype=np.float64).reshape(len(values))
+        except OverflowError:
+            arr = None
+        if arr is not None and (not arr.size or (np.isfinite(arr).all() and arr.min() >= 0 and arr.max() <= 1e15)):
+            return arr
+    bad = next(
+        i for i, x in enumerate(values) if type(x) not in (int, float) or not math.isfinite(x) or not 0 <= x <= 1e15
+    )
+    raise _bad_entry(path, "durations", "finite numbers of seconds >= 0", values, bad)
+
+
 def _read_index(path: Path) -> dict[str, Any]:
-    """Read and check one shard index; StoreError naming it when malformed."""
+    """Read and check one shard index; StoreError naming it and the field when malformed."""
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise StoreError(f"{path}: cannot be read ({e})") from None
-    try:
-        keys = obj["keys"]
-        offsets = np.asarray(obj["offsets"], dtype=np.int64)
-        counts = np.asarray(obj["counts"], dtype=np.int64)
-        durations = np.asarray(obj["durations"], dtype=np.float64)
-    except (TypeError, KeyError, ValueError) as e:
+    if not isinstance(obj, dict):
+        raise StoreError(f"{path}: malformed shard index (expected a JSON object, got {type(obj).__name__})")
+    version = obj.get("format_version", 1)
+    if type(version) is int and version > STORE_FORMAT_VERSION:
         raise StoreError(
-            f"{path}: malformed shard index ({type(e).__name__}: {e}; expected keys, offsets,"
-            " counts, durations)"
-        ) from None
-    n = len(keys)
-    if not all(isinstance(k, str) for k in keys) or not (
-        offsets.shape == counts.shape == durations.shape == (n,)
-    ):
-        raise StoreError(
-            f"{path}: malformed shard index (expected equal-length lists keys, offsets, counts,"
-            " durations; keys strings)"
+            f"{path}: shard format version {version} is newer than this library supports"
+            f" ({STORE_FORMAT_VERSION}); upgrade zeroshot-audio"
         )
-    if n and (counts.min() < 1 or offsets.min() < 0):
-        raise StoreError(f"{path}: malformed shard index (counts must be >= 1 and offsets >= 0)")
+    keys = _index_field(obj, "keys", path, "strings")
+    if not set(map(type, keys)) <= {str} or "" in keys:
+        bad = next(i for i, k in enumerate(keys) if not isinstance(k, str) or not k)
+        raise _bad_entry(path, "keys", "non-empty strings", keys, bad)
+    offsets = _index_ints(obj, "offsets", path, 0)
+    counts = _index_ints(obj, "counts", path, 1)
+    durations = _index_durations(obj, path)
+    n = len(keys)
+    if not (len(offsets) == len(counts) == len(durations) == n):
+        raise StoreError(
+            f"{path}: malformed shard index (keys, offsets, counts, durations have lengths {n}, {len(offsets)},"
+            f" {len(counts)}, {len(durations)}; expected equal)"
+        )
     return {"keys": keys, "offsets": offsets, "counts": counts, "durations": durations}
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int, int]:
+    """``(shape, dtype, data offset, file size)`` of a ``.npy`` file, reading only its header."""
+    from numpy.lib import format as npy
+
+    with open(path, "rb") as f:
+        version = npy.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = npy.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = npy.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+        return tuple(shape), dtype, f.tell(), os.fstat(f.fileno()).st_size
+
+
+def _shard_problem(npy_path: Path, index_path: Path, index: dict[str, Any], meta: StoreMeta) -> str | None:
+    """Why shard ``npy_path`` cannot serve ``index`` (missing, unreadable, wrong dtype or shape, truncated,
+    fewer rows than the index refers to), or None when it can. Reads only the ``.npy`` header."""
+    if not npy_path.is_file():
+        return f"{npy_path}: shard is missing (its index {index_path.name} exists)"
+    try:
+        shape, dtype, start, size = _npy_header(npy_path)
+    except (OSError, ValueError, EOFError, SyntaxError) as e:
+        if npy_path.stat().st_size == 0:
+            return f"{npy_path}: shard is an empty file (0 bytes)"
+        return f"{npy_path}: shard is not a readable .npy file ({e})"
+    want = np.dtype(meta.dtype)
+    if len(shape) != 2 or shape[1] != meta.dim or dtype != want:
+        return f"{npy_path}: shard holds {dtype} {list(shape)} (expected {want} [rows, {meta.dim}])"
+    expected = start + shape[0] * shape[1] * dtype.itemsize
+    if size < expected:
+        return f"{npy_path}: shard is truncated ({size} of {expected} bytes)"
+    need = int((index["offsets"] + index["counts"]).max()) if index["keys"] else 0
+    if shape[0] < need:
+        return f"{npy_path}: shard has {shape[0]} rows but its index {index_path.name} refers to row {need - 1}"
+    return None
+
+
+def _foreign_entries(path: Path) -> list[str]:
+    """Names in directory ``path`` that a store writer did not put there (its lock, temporaries, shards)."""
+    return sorted(
+        p.name
+        for p in path.iterdir()
+        if p.name not in (_LOCK, _SHARDS) and not (p.name.startswith(f".{_META}.") and p.name.endswith(".tmp"))
+    )
+
+
+def _lock_store(path: Path) -> Any:
+    """Take the exclusive writer lock of store ``path``; return the open lock file (closing it unlocks).
+
+    StoreError naming the holder's pid when another process holds it.
+    """
+    if fcntl is None:  # pragma: no cover
+        return None
+    lock_path = path / _LOCK
+    f = open(lock_path, "a+", encoding="ascii")  # held open for the writer's lifetime
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read(32).strip()
+        f.close()
+        pid = holder if holder.isdigit() else "unknown"
+        raise StoreError(
+            f"store {path} is being written by another zsa process (pid {pid}, lock {lock_path});"
+            " wait for it or use another --out"
+        ) from None
+    except OSError as e:  # a file system without locks: go on, as before locks existed
+        logger.warning("%s: cannot lock the store (%s); make sure no other process writes it", lock_path, e)
+        return f
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
 
 
 def _read_failures(path: Path) -> dict[str, str]:
@@ -314,10 +457,18 @@ class StoreWriter:
     shard_size : int, default 1024
         Clips per shard: a shard is written whenever this many clips are pending.
 
+    Attributes
+    ----------
+    dropped : list of str
+        Keys of clips that were in damaged shards (missing, truncated or unreadable ``.npy`` files) when
+        the store was opened: they were removed from the store, with a warning, and can be written again.
+
     Raises
     ------
     StoreError
-        The existing store was made by a different embedder (or is unreadable).
+        Another process is writing the store (the message names its pid); ``path`` is a non-empty
+        directory that is not an embedding store; the existing store was made by a different embedder,
+        or is unreadable or malformed.
     ParameterError
         ``shard_size`` < 1.
 
@@ -325,7 +476,9 @@ class StoreWriter:
     -----
     Use it as a context manager: on leaving the block, also through an exception or KeyboardInterrupt,
     pending clips are flushed, so every clip whose :meth:`add` returned is kept. One writer per store at
-    a time.
+    a time: the writer holds an exclusive lock on ``writer.lock`` in the store until :meth:`close` (or
+    until its process ends, however it ends); a second writer is refused rather than made to wait.
+    Readers do not take the lock.
     """
 
     def __init__(self, path: str | os.PathLike[str], meta: StoreMeta, *, shard_size: int = 1024) -> None:
@@ -344,8 +497,29 @@ class StoreWriter:
         self._failures_dirty = 0
         self._closed = False
 
+        self.dropped: list[str] = []
+        self._lock: Any = None
+
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"{self.path}: exists and is not a directory (expected an embedding store)")
+        if self.path.is_dir() and not (self.path / _META).exists():
+            foreign = _foreign_entries(self.path)
+            if foreign:
+                raise StoreError(
+                    f"{self.path}: is not empty and is not an embedding store (no {_META}; it holds"
+                    f" {name_some(foreign, 3)}); refusing to write a store among other files"
+                    " (use a new or empty directory)"
+                )
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_store(self.path)
+        try:
+            self._open(meta)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _open(self, meta: StoreMeta) -> None:
+        """Read or create the store (under the lock): meta, complete shards, failures."""
         if (self.path / _META).exists():
             existing = _read_meta(self.path)
             self._check_resume(existing, meta)
@@ -353,7 +527,6 @@ class StoreWriter:
         else:
             if _list_shards(self._shard_dir):
                 raise StoreError(f"{self.path}: has shards but no {_META} (not a valid embedding store)")
-            self.path.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.path / _META, meta.to_json())
             self.meta = meta
         self._dtype = np.dtype(self.meta.dtype)
@@ -361,21 +534,43 @@ class StoreWriter:
 
         shards = _list_shards(self._shard_dir)
         where: dict[str, Path] = {}
-        for _, index_path in shards:
-            for key in _read_index(index_path)["keys"]:
+        complete = set()
+        for number, index_path in shards:
+            index = _read_index(index_path)
+            npy_path = self._shard_dir / f"{_shard_name(number)}.npy"
+            problem = _shard_problem(npy_path, index_path, index, self.meta)
+            if problem is not None:
+                logger.warning(
+                    "%s; dropping its %d clip(s) from the store so that they are written again",
+                    problem,
+                    len(index["keys"]),
+                )
+                index_path.unlink()  # first the index: the shard no longer counts
+                with contextlib.suppress(FileNotFoundError):
+                    npy_path.unlink()
+                self.dropped.extend(index["keys"])
+                continue
+            complete.add(number)
+            for key in index["keys"]:
                 if key in where:
                     raise StoreError(
                         f"{self.path}: key {key!r} is stored twice ({where[key].name} and {index_path.name})"
                     )
                 where[key] = index_path
         self._stored = set(where)
+        # Read under the lock; _write_shard also skips numbers taken meanwhile (it never replaces a shard).
         self._next = shards[-1][0] + 1 if shards else 0
-        self._remove_leftovers({n for n, _ in shards})
+        self._remove_leftovers(complete)
         self._failures = {
             k: r for k, r in _read_failures(self.path / _FAILURES).items() if k not in self._stored
         }
         if shards:
-            logger.info("resuming store %s: %d clips in %d shards", self.path, len(self._stored), len(shards))
+            logger.info("resuming store %s: %d clips in %d shards", self.path, len(self._stored), len(complete))
+
+    def _unlock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.close()  # closing the descriptor releases the flock
 
     def _check_resume(self, existing: StoreMeta, meta: StoreMeta) -> None:
         if _identity_differs(existing.identity(), meta.identity()):
@@ -526,20 +721,30 @@ class StoreWriter:
         self._save_failures()
 
     def _write_shard(self) -> None:
-        number = self._next
-        name = _shard_name(number)
-        npy_path = self._shard_dir / f"{name}.npy"
-        index_path = self._shard_dir / f"{name}.index.json"
         counts = [s.shape[0] for s in self._pending_segments]
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
+        number = self._next
+        index_path = self._shard_dir / f"{_shard_name(number)}.index.json"
+        claimed = False  # the .npy of ``number`` is ours
         try:
             data = np.concatenate(self._pending_segments, axis=0)
             self._shard_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_path(npy_path) as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, data)
-                    f.flush()
-                    os.fsync(f.fileno())
+            while True:  # claim a number no other shard has (the .npy is created, never replaced)
+                name = _shard_name(number)
+                npy_path = self._shard_dir / f"{name}.npy"
+                index_path = self._shard_dir / f"{name}.index.json"
+                if not (npy_path.exists() or index_path.exists()):
+                    try:
+                        with atomic_path(npy_path, overwrite=False) as tmp:
+                            with open(tmp, "wb") as f:
+                                np.save(f, data)
+                                f.flush()
+                                os.fsync(f.fileno())
+                        claimed = True
+                        break
+                    except FileExistsError:
+                        pass
+                number += 1
             index = {
                 "format_version": STORE_FORMAT_VERSION,
                 "keys": list(self._pending_keys),
@@ -547,11 +752,12 @@ class StoreWriter:
                 "counts": counts,
                 "durations": list(self._pending_durations),
             }
-            write_json_atomic(index_path, index)
+            with atomic_path(index_path, overwrite=False) as tmp:
+                tmp.write_text(json.dumps(index, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         finally:
             # The shard is complete exactly when its index exists; bookkeeping follows that, also when an
             # interrupt arrives between the rename and here.
-            if index_path.exists():
+            if claimed and index_path.exists():
                 self._stored.update(self._pending_keys)
                 self._pending_keys, self._pending_segments, self._pending_durations = [], [], []
                 self._pending_set = set()
@@ -559,10 +765,11 @@ class StoreWriter:
         logger.debug("wrote shard %s: %d clips, %d segments", npy_path, len(counts), sum(counts))
 
     def close(self) -> None:
-        """Flush; further adds raise StoreError. Closing twice is harmless."""
+        """Flush and release the writer lock; further adds raise StoreError. Closing twice is harmless."""
         if not self._closed:
             self.flush()
             self._closed = True
+        self._unlock()
 
     def __enter__(self) -> StoreWriter:
         return self
@@ -570,13 +777,16 @@ class StoreWriter:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc_type is None:
-            self.close()
-            return
         try:
-            self.close()
-        except Exception:
-            logger.exception("could not flush store %s while handling %s", self.path, exc_type.__name__)
+            if exc_type is None:
+                self.close()
+                return
+            try:
+                self.close()
+            except Exception:
+                logger.exception("could not flush store %s while handling %s", self.path, exc_type.__name__)
+        finally:
+            self._unlock()
 
 
 # ---------------------------------------------------------------------------------------------- reader
@@ -622,8 +832,12 @@ class EmbeddingStore:
         for number, index_path in _list_shards(shard_dir):
             index = _read_index(index_path)
             npy_path = shard_dir / f"{_shard_name(number)}.npy"
-            if not npy_path.is_file():
-                raise StoreError(f"{index_path}: its shard {npy_path.name} is missing")
+            problem = _shard_problem(npy_path, index_path, index, self.meta)
+            if problem is not None:
+                raise StoreError(
+                    f"{problem}; store {self.path} is damaged (a writer, e.g. `zsa embed` into it again, drops"
+                    " the shard and writes its clips again)"
+                )
             sid = len(self._shard_paths)
             self._shard_paths.append(npy_path)
             self._shard_need.append(int((index["offsets"] + index["counts"]).max()) if index["keys"] else 0)
@@ -715,7 +929,19 @@ class EmbeddingStore:
         if i is None:
             raise StoreError(f"key {key!r} is not in store {self.path}")
         off, n = int(self._offsets[i]), int(self.counts[i])
-        return np.array(self._shard(int(self._shard_of[i]))[off : off + n], dtype=np.float32)
+        x = np.array(self._shard(int(self._shard_of[i]))[off : off + n], dtype=np.float32)
+        if not np.isfinite(x).all():
+            self._not_finite(i)
+        return x
+
+    def _not_finite(self, row: int) -> None:
+        sid = int(self._shard_of[row])
+        off = int(self._offsets[row])
+        raise StoreError(
+            f"{self._shard_paths[sid]}: clip {self.keys[row]!r} (rows {off}..{off + int(self.counts[row]) - 1})"
+            " holds NaN or infinite embeddings; the shard is damaged (delete it and its .index.json, then"
+            " embed again)"
+        )
 
     def batch(self, rows: np.ndarray | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Gather a padded batch of clips.
@@ -764,6 +990,9 @@ class EmbeddingStore:
                     sel = np.flatnonzero(shard_of == sid)
                     x[sel] = self._shard(int(sid))[gather[sel]]
             x[~mask] = 0.0
+            finite = np.isfinite(x).all(axis=(1, 2))
+            if not finite.all():
+                self._not_finite(int(rows[np.argmin(finite)]))
         return x, mask
 
     def check_compatible(self, identity: dict[str, Any], *, what: str = "model") -> None:
