@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,9 @@ class TrainedModel:
             raise CheckpointError(f"{cfg_path}: field model_config: {err}") from None
         model = ZeroShotModel(config)
         try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about the pickle protocol of some garbage, over lines
+                warnings.simplefilter("ignore")
+                state = torch.load(weights, map_location="cpu", weights_only=True)
         except Exception:  # torch raises pickle, zip, EOF and runtime errors for a file it cannot read
             raise CheckpointError(f"{weights}: not a zeroshot-audio weights file (not a saved state dict of "
                                   "tensors: empty, truncated or another kind of file)") from None
