@@ -165,7 +165,9 @@ class Tagger:
 
     def tag(self, audio: str | os.PathLike[str] | np.ndarray, *, labels: Sequence[str] | str,
             sample_rate: int | None = None, event_threshold: float = 0.5) -> TagResult:
-        """Tag one recording (a path, or a waveform with its ``sample_rate``)."""
+        """Tag one recording: a path, or a waveform with its ``sample_rate``, as an array ``[samples]`` or
+        ``[samples, channels]`` (soundfile's layout, channels averaged; anything else is a
+        :class:`ParameterError` giving the shape, see :func:`zeroshot_audio.audio.mono_waveform`)."""
         labels, _ = clean_labels(labels)
         return self.tag_batch([audio], labels=labels, sample_rate=sample_rate, event_threshold=event_threshold)[0]
 
