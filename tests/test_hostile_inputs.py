@@ -278,7 +278,8 @@ def test_labels_file_encodings(tmp_path):
 
 @pytest.mark.parametrize("data, expected", [
     ("dog\ncafé\n".encode("latin-1"), "line 2 is not UTF-8 text"),
-    (b"dog\n\nrain\x00fall\n", "line 3: label 'rain\\x00fall' holds the control character '\\x00'"),
+    (b"dog\n\nrain\x00fall\n", "line 3 holds a NUL byte"),
+    ("dog\nrain\n".encode("utf-16-le"), "line 1 holds a NUL byte (UTF-16 text without a byte order mark?)"),
     (b"dog\nbell\x1b[31m\n", "line 2: label 'bell\\x1b[31m' holds the control character '\\x1b'"),
 ])
 def test_bad_labels_file_is_one_line_exit_2(tmp_path, capsys, data, expected):
@@ -287,7 +288,7 @@ def test_bad_labels_file_is_one_line_exit_2(tmp_path, capsys, data, expected):
     code = main(["tag", str(EXAMPLES / "dog.flac"), "--labels-file", str(f)])
     line = _one_error_line(capsys.readouterr().err)
     assert code == 2 and str(f) in line and expected in line
-    if "UTF-8" in expected:
+    if "UTF-8" in expected or "NUL" in expected:
         assert "save it as UTF-8" in line
 
 

@@ -109,7 +109,8 @@ def decode_text(data: bytes, name: str) -> str:
     """The text of a file's bytes: UTF-8 (a leading BOM dropped), or UTF-16 when it starts with a UTF-16 BOM.
 
     Raises :class:`~zeroshot_audio.ParameterError` of one line naming ``name`` and the first line that is not
-    UTF-8 (a Latin-1 file, say): ``"NAME: line 3 is not UTF-8 text; save it as UTF-8"``.
+    UTF-8 (a Latin-1 file, say): ``"NAME: line 3 is not UTF-8 text; save it as UTF-8"``; a NUL byte (UTF-16
+    without a byte order mark) is refused the same way.
     """
     import codecs
 
@@ -122,6 +123,11 @@ def decode_text(data: bytes, name: str) -> str:
             line = data[: err.start].decode("utf-16", errors="replace").count("\n") + 1
             raise ParameterError(f"{name}: line {line} is not UTF-16 text although the file starts with a "
                                  "UTF-16 byte order mark; save it as UTF-8") from None
+    nul = data.find(b"\0")
+    if nul >= 0:  # valid UTF-8, but no text file holds NUL: UTF-16 without its byte order mark, most likely
+        line = data[:nul].count(b"\n") + 1
+        raise ParameterError(f"{name}: line {line} holds a NUL byte (UTF-16 text without a byte order mark?); "
+                             "save it as UTF-8")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:

@@ -24,8 +24,8 @@ or whose header cannot be read; a file with zero frames or nothing decodable; Na
 inside the file (corrupt FLAC/MP3 body). A file whose data stops before the length its header announces (a
 truncated download) is not an error: what is there is decoded (WAV: the header length is corrected on
 open; MP3: decoding stops early; FLAC: the frames before the cut are re-read when the file's end cannot be
-reached, which tells a cut file from a damaged body) and a warning naming the file is logged. A silent file is valid audio: see
-:func:`is_silent` for callers that want to warn.
+reached, which tells a cut file from a damaged body) and a warning naming the file is logged. A silent file
+is valid audio: see :func:`is_silent` for callers that want to warn.
 """
 
 from __future__ import annotations
