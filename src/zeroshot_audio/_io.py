@@ -31,6 +31,7 @@ __all__ = [
     "write_json_atomic",
     "sha256_file",
     "csv_text",
+    "decode_text",
 ]
 
 
@@ -195,3 +196,34 @@ def csv_text(rows) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
     return buf.getvalue()
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """The text of a file's bytes: UTF-8 (a leading BOM dropped), or UTF-16 when it starts with a UTF-16 BOM.
+
+    Raises :class:`~zeroshot_audio.ParameterError` of one line naming ``name`` and the first line that is not
+    UTF-8 (a Latin-1 file, say): ``"NAME: line 3 is not UTF-8 text; save it as UTF-8"``; a NUL byte (UTF-16
+    without a byte order mark) is refused the same way.
+    """
+    import codecs
+
+    from ._errors import ParameterError
+
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as err:
+            line = data[: err.start].decode("utf-16", errors="replace").count("\n") + 1
+            raise ParameterError(f"{name}: line {line} is not UTF-16 text although the file starts with a "
+                                 "UTF-16 byte order mark; save it as UTF-8") from None
+    nul = data.find(b"\0")
+    if nul >= 0:  # valid UTF-8, but no text file holds NUL: UTF-16 without its byte order mark, most likely
+        line = data[:nul].count(b"\n") + 1
+        raise ParameterError(f"{name}: line {line} holds a NUL byte (UTF-16 text without a byte order mark?); "
+                             "save it as UTF-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ParameterError(f"{name}: line {line} is not UTF-8 text (byte 0x{data[err.start]:02x}); "
+                             "save it as UTF-8") from None

@@ -5,7 +5,8 @@ array at ``sample_rate`` (16 kHz by default) with values in [-1, 1].
 
 * Decoding is done by ``soundfile`` (libsndfile: WAV, FLAC, OGG Vorbis/Opus, MP3, AIFF, ...). Integer PCM
   (8/16/24/32-bit) is scaled to [-1, 1] by libsndfile; float files are read as they are.
-* Multichannel audio is mixed down to mono as the mean of the channels.
+* Multichannel audio is mixed down to mono as the mean of the channels (one helper for files and for arrays;
+  arrays passed to the API are ``[samples]`` or ``[samples, channels]``, see :func:`mono_waveform`).
 * When the file's rate differs from ``sample_rate`` the signal is resampled with ``soxr`` (quality
   ``"HQ"``); otherwise samples are passed through untouched.
 * The result is clipped to [-1, 1]: resampling can overshoot full-scale content slightly, and a float file
@@ -21,9 +22,10 @@ Errors
 :class:`~zeroshot_audio.AudioError` (one line, naming the file) for: a missing file; a file that is not audio
 or whose header cannot be read; a file with zero frames or nothing decodable; NaN/inf samples; a decode error
 inside the file (corrupt FLAC/MP3 body). A file whose data stops before the length its header announces (a
-truncated download) is not an error: libsndfile returns what is there (WAV: the header length is corrected
-on open; MP3: decoding stops early) and a warning is logged. A silent file is valid audio: see
-:func:`is_silent` for callers that want to warn.
+truncated download) is not an error: what is there is decoded (WAV: the header length is corrected on
+open; MP3: decoding stops early; FLAC: the frames before the cut are re-read when the file's end cannot be
+reached, which tells a cut file from a damaged body) and a warning naming the file is logged. A silent file
+is valid audio: see :func:`is_silent` for callers that want to warn.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ __all__ = [
     "stream_audio",
     "find_audio_files",
     "is_silent",
+    "mono_waveform",
 ]
 
 logger = logging.getLogger(__name__)
@@ -139,6 +142,53 @@ def _open(path: str | os.PathLike[str]) -> soundfile.SoundFile:
         raise AudioError(f"audio file {path}: not an audio file or unreadable header ({_one_line(err)})") from None
 
 
+def _downmix(frames: np.ndarray) -> np.ndarray:
+    """``[frames, channels]`` samples -> float32 mono ``[frames]``: the mean of the channels (the one mixdown)."""
+    if frames.shape[1] == 1:
+        return np.array(frames[:, 0], dtype=np.float32)
+    return frames.mean(axis=1, dtype=np.float32)
+
+
+def mono_waveform(waveform: np.ndarray) -> np.ndarray:
+    """A waveform passed as an array, checked and mixed down to float32 mono.
+
+    The layout is soundfile's: ``[samples]`` (mono) or ``[samples, channels]``, channels averaged. Nothing is
+    guessed: a 2-D array with more channels than samples (which looks like ``[channels, samples]``, the
+    layout of torchaudio and librosa) is refused; pass its transpose.
+
+    Parameters
+    ----------
+    waveform : np.ndarray [samples] or [samples, channels]
+        Real samples with full scale 1.0.
+
+    Returns
+    -------
+    np.ndarray [samples]
+        float32.
+
+    Raises
+    ------
+    ParameterError
+        Any other shape (the message gives it), no samples, non-numeric values, NaN or infinite samples.
+    """
+    arr = np.asarray(waveform)
+    if arr.dtype.kind not in "biuf":
+        raise ParameterError(f"the waveform must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim not in (1, 2):
+        raise ParameterError(f"the waveform must be [samples] or [samples, channels], got shape {arr.shape}")
+    if arr.ndim == 2 and (arr.shape[1] == 0 or arr.shape[1] > arr.shape[0]):
+        raise ParameterError(
+            f"the waveform must be [samples] or [samples, channels] (like soundfile), got shape {arr.shape}"
+            + (" (more channels than samples: for a [channels, samples] array pass its transpose, waveform.T)"
+               if arr.shape[1] > arr.shape[0] > 0 else ""))
+    if arr.size == 0:
+        raise ParameterError(f"the waveform is empty (shape {arr.shape})")
+    wav = _downmix(arr.astype(np.float32, copy=False)) if arr.ndim == 2 else arr.astype(np.float32)
+    if not np.isfinite(wav).all():
+        raise ParameterError("the waveform contains NaN or infinite samples")
+    return wav
+
+
 def _info(f: soundfile.SoundFile, path: str | os.PathLike[str]) -> AudioInfo:
     if f.frames <= 0:
         raise AudioError(f"audio file {path}: zero length (the file holds 0 frames)")
@@ -163,15 +213,19 @@ def _read_mono(f: soundfile.SoundFile, path: str | os.PathLike[str], block_frame
     warned_range = False
     while limit is None or pos < limit:
         want = block_frames if limit is None else min(block_frames, limit - pos)
+        cut = False
         try:
             block = f.read(want, dtype="float32", always_2d=True)
         except (sf.SoundFileError, RuntimeError, OSError, ValueError) as err:
-            raise AudioError(f"audio file {path}: decode error between {pos / rate:.2f} s and "
-                             f"{(pos + want) / rate:.2f} s ({_one_line(err)})") from None
+            block = _salvage_truncated(path, announced, pos, want) if f.format == "FLAC" else None
+            if block is None:
+                raise AudioError(f"audio file {path}: decode error between {pos / rate:.2f} s and "
+                                 f"{(pos + want) / rate:.2f} s ({_one_line(err)})") from None
+            cut = True
         n = block.shape[0]
         if n == 0:
-            break
-        mono = block[:, 0].copy() if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+            break  # (a cut file whose last read salvaged nothing ends here too)
+        mono = _downmix(block)
         del block
         finite = np.isfinite(mono)
         if not finite.all():
@@ -184,14 +238,49 @@ def _read_mono(f: soundfile.SoundFile, path: str | os.PathLike[str], block_frame
                 warned_range = True
         pos += n
         yield mono
-        if n < want:  # a short read: the decoder has no more data
+        if n < want or cut:  # a short read: the decoder has no more data
             break
     if pos == 0:
         raise AudioError(f"audio file {path}: zero length (nothing decodable; the header announces "
                          f"{announced} frames)")
-    if limit is None and pos < announced:
+    if (limit is None or pos < limit) and pos < announced:
         logger.warning("%s: decoded %d of the %d frames the header announces (truncated file?)",
                        path, pos, announced)
+
+
+def _salvage_truncated(path: str | os.PathLike[str], frames: int, pos: int, want: int) -> np.ndarray | None:
+    """After a decode error at frame ``pos``: the frames that still decode from ``pos`` on, when the file was
+    cut short (``[m, channels]``, possibly ``m == 0``); None when it is damaged inside instead.
+
+    A FLAC file whose end is missing fails to decode at the cut (WAV, OGG and MP3 give a short read
+    instead), and libsndfile's read loses the whole request. The file counts as cut when its last frames
+    cannot be reached (a damaged body decodes again after the damage); the frames before the cut are then
+    re-read in small pieces from a fresh handle.
+    """
+    import soundfile as sf
+
+    errors = (sf.SoundFileError, RuntimeError, OSError, ValueError)
+    try:
+        with sf.SoundFile(str(path)) as g:
+            g.seek(max(pos + 1, frames - 1024))
+            if g.read(1024, dtype="float32", always_2d=True).shape[0] > 0:
+                return None
+    except errors:
+        pass  # the end is unreachable: the file was cut short
+    pieces: list[np.ndarray] = []
+    got = 0
+    try:
+        with sf.SoundFile(str(path)) as g:
+            g.seek(pos)
+            while got < want:
+                piece = g.read(min(1024, want - got), dtype="float32", always_2d=True)
+                if piece.shape[0] == 0:
+                    break
+                pieces.append(piece)
+                got += piece.shape[0]
+    except errors:
+        pass  # the cut: keep what was read before it
+    return np.concatenate(pieces) if pieces else np.zeros((0, 1), np.float32)
 
 
 # -------------------------------------------------------------------------------------------------- API

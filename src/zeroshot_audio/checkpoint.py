@@ -10,14 +10,16 @@ directory and renamed, so a crash never leaves a partial model.
 from __future__ import annotations
 
 import json
+import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._errors import CheckpointError, ParameterError
+from ._errors import CheckpointError, ParameterError, name_some
 from ._io import atomic_dir, recover_dir
 from .model import ModelConfig, ZeroShotModel
 
@@ -25,6 +27,50 @@ __all__ = ["TrainedModel", "CHECKPOINT_FORMAT"]
 
 #: Bumped when the layout of a model directory changes incompatibly.
 CHECKPOINT_FORMAT = 1
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    return {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_config_doc(doc: dict[str, Any], cfg_path: Path) -> None:
+    """The JSON types of a model's ``config.json``: one line naming the file and the field when one is wrong."""
+
+    def fail(field_name: str, expected: str, value: Any) -> CheckpointError:
+        shown = repr(value) if not isinstance(value, (dict, list)) else _json_type(value)
+        return CheckpointError(f"{cfg_path}: field {field_name}: expected {expected}, got {shown}")
+
+    for key, kind, expected in (("model_config", dict, "an object"), ("classes", list, "a list of class names"),
+                                ("embedder", dict, "an object"), ("label_encoder", dict, "an object")):
+        if key not in doc:
+            raise CheckpointError(f"{cfg_path}: field {key} is missing")
+        if not isinstance(doc[key], kind):
+            raise fail(key, expected, doc[key])
+    if not isinstance(doc.get("info", {}), dict):
+        raise fail("info", "an object", doc["info"])
+    for i, c in enumerate(doc["classes"]):
+        if not isinstance(c, str):
+            raise fail(f"classes[{i}]", "a string", c)
+    emb = doc["embedder"]
+    if not isinstance(emb.get("embedder", ""), str):
+        raise fail("embedder.embedder", "a string", emb["embedder"])
+    if "hop" in emb and not (_finite_number(emb["hop"]) and emb["hop"] > 0):
+        raise fail("embedder.hop", "a positive number of seconds", emb["hop"])
+    cal = doc.get("info", {}).get("calibration")
+    if cal is not None:
+        if not isinstance(cal, dict):
+            raise fail("info.calibration", "an object", cal)
+        for key in ("scale", "bias"):
+            if key in cal and not _finite_number(cal[key]):
+                raise fail(f"info.calibration.{key}", "a finite number", cal[key])
 
 
 @dataclass
@@ -89,7 +135,12 @@ class TrainedModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrainedModel:
-        """Read a model directory written by :meth:`save`."""
+        """Read a model directory written by :meth:`save`.
+
+        Every part is checked as it is read, and a problem is a :class:`CheckpointError` of one line naming the
+        file (and the field of ``config.json``): wrong JSON types, weights that are not a state dict of tensors
+        or do not fit the config, NaN or infinite weights, class embeddings or calibration parameters.
+        """
         import torch
 
         path = Path(path)
@@ -102,21 +153,54 @@ class TrainedModel:
         for name in ("config.json", "weights.pt", "class_embeddings.npy"):
             if not (path / name).is_file():
                 raise CheckpointError(f"{path}: incomplete model directory, {name} is missing")
+        cfg_path, weights, npy = path / "config.json", path / "weights.pt", path / "class_embeddings.npy"
         try:
-            doc = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            doc = json.loads(cfg_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
-            raise CheckpointError(f"{path / 'config.json'}: unreadable ({err})") from None
+            raise CheckpointError(f"{cfg_path}: unreadable ({err})") from None
+        if not isinstance(doc, dict):
+            raise CheckpointError(f"{cfg_path}: expected a JSON object, got {_json_type(doc)}")
         if doc.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(
                 f"{path}: model format {doc.get('format')!r}, this version of zeroshot-audio reads format "
                 f"{CHECKPOINT_FORMAT}"
             )
+        _check_config_doc(doc, cfg_path)
         try:
             config = ModelConfig.from_dict(doc["model_config"])
-            model = ZeroShotModel(config)
-            state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
+        except ParameterError as err:
+            raise CheckpointError(f"{cfg_path}: field model_config: {err}") from None
+        model = ZeroShotModel(config)
+        try:
+            with warnings.catch_warnings():  # torch warns about the pickle protocol of some garbage, over lines
+                warnings.simplefilter("ignore")
+                state = torch.load(weights, map_location="cpu", weights_only=True)
+        except Exception:  # torch raises pickle, zip, EOF and runtime errors for a file it cannot read
+            raise CheckpointError(f"{weights}: not a zeroshot-audio weights file (not a saved state dict of "
+                                  "tensors: empty, truncated or another kind of file)") from None
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointError(f"{weights}: not a zeroshot-audio weights file (it holds a "
+                                  f"{type(state).__name__}, not a state dict of tensors)")
+        try:
             model.load_state_dict(state)
-            class_emb = np.load(path / "class_embeddings.npy", allow_pickle=False)
+        except RuntimeError as err:
+            msg = " ".join(str(err).split())[:300]
+            raise CheckpointError(f"{weights}: the weights do not fit the model_config of {cfg_path.name} "
+                                  f"({msg})") from None
+        bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise CheckpointError(f"{weights}: non-finite values (NaN or infinity) in {name_some(bad)}")
+        try:
+            class_emb = np.load(npy, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            raise CheckpointError(f"{npy}: not a NumPy .npy array of class embeddings") from None
+        if class_emb.dtype.kind not in "fiu":
+            raise CheckpointError(f"{npy}: expected numbers, got an array of dtype {class_emb.dtype}")
+        if class_emb.ndim == 2 and not np.isfinite(class_emb).all():
+            row = int(np.flatnonzero(~np.isfinite(class_emb).all(axis=1))[0])
+            raise CheckpointError(f"{npy}: non-finite values (NaN or infinity) in row {row}"
+                                  + (f" (class {doc['classes'][row]!r})" if row < len(doc["classes"]) else ""))
+        try:
             trained = cls(
                 model=model.eval(),
                 classes=list(doc["classes"]),
@@ -125,9 +209,8 @@ class TrainedModel:
                 label_encoder=dict(doc["label_encoder"]),
                 info=dict(doc.get("info", {})),
             )
-        except (KeyError, RuntimeError, ValueError, OSError) as err:
-            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise CheckpointError(f"{path}: damaged model directory ({msg})") from None
+        except ParameterError as err:
+            raise CheckpointError(f"{path}: damaged model directory ({err})") from None
         return trained
 
     def check_store(self, store: Any, *, name: str = "model") -> None:

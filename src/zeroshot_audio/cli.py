@@ -301,6 +301,72 @@ def _label_encoder(args: argparse.Namespace):
         raise ParameterError(f"--label-encoder: {err}") from None
 
 
+def _read_labels_file(path: str) -> list[str]:
+    """The labels of ``--labels-file``: one per line, blank lines and ``#`` comments skipped.
+
+    Any readable file will do, a pipe too (``<(...)``: read once); UTF-8 (with or without a BOM) or UTF-16 with
+    a BOM. Other encodings and control characters are one-line errors naming the line.
+    """
+    import re
+
+    from ._io import decode_text
+    from .tagging import control_character
+
+    what = f"--labels-file {path}"
+    p = Path(path)
+    if p.is_dir():
+        raise ParameterError(f"{what}: is a directory (expected a file of labels)")
+    try:
+        with open(p, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ParameterError(f"{what}: no such file") from None
+    except OSError as err:
+        raise ParameterError(f"{what}: cannot be read ({err.strerror or err})") from None
+    labels = []
+    for n, line in enumerate(re.split(r"\r\n|\n|\r", decode_text(data, what)), start=1):
+        label = line.strip()
+        if not label or label.startswith("#"):
+            continue
+        bad = control_character(label)
+        if bad is not None:
+            raise ParameterError(f"{what}: line {n}: label {label!r} holds the control character {bad!r}")
+        labels.append(label)
+    return labels
+
+
+def _plot_names(files: Sequence[Path]) -> list[str]:
+    """One PNG name per file for ``--plot``, unique within the run and predictable: the file's path relative to
+    the folder that holds all the files, separators replaced by ``_`` (just its name when the files share one
+    folder), plus ``.png``; a name met again (``a_b/c.wav`` and ``a/b_c.wav``; case ignored) gets ``-2``,
+    ``-3``, ... before ``.png``."""
+    import os
+
+    absolute = [os.path.abspath(f) for f in files]
+    try:
+        root = os.path.commonpath([os.path.dirname(a) for a in absolute]) if absolute else ""
+    except ValueError:  # no common folder (Windows drives)
+        root = ""
+    names: list[str] = []
+    used: set[str] = set()
+    for a in absolute:
+        base = (os.path.relpath(a, root) if root else os.path.basename(a)).replace(os.sep, "_")
+        name, n = f"{base}.png", 1
+        while name.casefold() in used:
+            n += 1
+            name = f"{base}-{n}.png"
+        used.add(name.casefold())
+        names.append(name)
+    return names
+
+
+def _tsv_unsafe(name: str) -> bool:
+    """Whether a file name would break a TSV line: a tab, line break or other control character."""
+    import unicodedata
+
+    return any(unicodedata.category(c) == "Cc" or c in "\u2028\u2029" for c in name)
+
+
 def _cmd_tag(args: argparse.Namespace) -> int:
     import csv as csv_mod
 
@@ -310,9 +376,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     from .tagging import clean_labels, load_model
 
     if args.labels_file:
-        _require(args.labels_file, "--labels-file", kind="file")
-        raw = [ln.strip() for ln in Path(args.labels_file).read_text(encoding="utf-8").splitlines()]
-        raw = [x for x in raw if x and not x.startswith("#")]
+        raw = _read_labels_file(args.labels_file)
     else:
         raw = args.labels.split(";")
     try:
@@ -330,6 +394,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     files = find_audio_files(args.audio)
     if not files:
         raise ParameterError(f"no audio files found in {', '.join(args.audio)}")
+    plot_names = dict(zip(files, _plot_names(files))) if args.plot else {}
     tagger = load_model(args.model)
     emb = tagger.label_embeddings(labels)
     bar = None
@@ -359,7 +424,13 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         if args.format == "json":
             import json
 
-            print(json.dumps(res.to_json()), flush=True)
+            try:
+                line = json.dumps(res.to_json(), allow_nan=False)
+            except ValueError:  # never print NaN: it is not JSON
+                failures[str(f)] = "NaN or infinity in its results (not written)"
+                print(f"zsa: failed: {f}: NaN or infinity in its results (not written)", file=sys.stderr)
+                continue
+            print(line, flush=True)
         elif writer:
             for r in shown:
                 writer.writerow([res.file, r.label, f"{r.score:.4f}", f"{r.probability:.4f}"])
@@ -383,7 +454,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                 from .audio import load_audio
 
                 wav = load_audio(f)
-            plot_attention(Path(args.plot) / f"{Path(f).name}.png", timestamps=stamps,
+            plot_attention(Path(args.plot) / plot_names[f], timestamps=stamps,
                            attention=np.stack([r.attention for r in top], axis=1),
                            labels=[r.label for r in top], clip_scores=np.array([r.score for r in top]),
                            events=[(a, b, r.label) for r in top for a, b, _ in r.events
@@ -394,6 +465,11 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     if args.events:
         from ._io import write_text_atomic
 
+        for fn in dict.fromkeys(fn for fn, *_ in events_rows if _tsv_unsafe(fn)):
+            failures.setdefault(fn, "file name not representable in TSV")
+            print(f"zsa: error: --events {args.events}: the file name {fn!r} holds a tab, line break or other "
+                  "control character, which a TSV line cannot hold: its events are left out", file=sys.stderr)
+        events_rows = [row for row in events_rows if not _tsv_unsafe(row[0])]
         write_text_atomic(args.events, "filename\tonset\toffset\tevent_label\n" + "".join(
             f"{fn}\t{a:.3f}\t{b:.3f}\t{lab}\n" for fn, a, b, lab in events_rows))
     if failures:
@@ -602,7 +678,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json_out:
         write_json_atomic(args.json_out, result)
     shown = {k: v for k, v in result.items() if k != "per_class"}
-    print(json.dumps(shown) if not sys.stdout.isatty() else
+    print(json.dumps(shown, allow_nan=False) if not sys.stdout.isatty() else
           "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
     return 0
 

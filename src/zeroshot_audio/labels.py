@@ -224,12 +224,18 @@ class CachedLabelEncoder(LabelEncoder):
         for i, text in enumerate(texts):
             path = self._path(text)
             try:
-                vec = np.load(path)
-                if vec.shape != (self.dim,):
+                vec = np.load(path, allow_pickle=False)
+                if vec.shape != (self.dim,) or vec.dtype.kind != "f":
                     raise ValueError(vec.shape)
-                out[i] = vec
-            except (OSError, ValueError):
+            except (OSError, ValueError, EOFError):
                 todo.append(i)
+                continue
+            if not np.isfinite(vec).all():
+                log.warning("label cache entry %s of %r holds NaN or infinite values: discarded, encoded again",
+                            path, text)
+                todo.append(i)
+                continue
+            out[i] = vec
         if todo:
             unique = list(dict.fromkeys(texts[i] for i in todo))  # each missing text is encoded once
             fresh = dict(zip(unique, self.encoder.encode(unique)))

@@ -19,6 +19,7 @@ scores and learns where to deviate.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -74,7 +75,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for name in ("audio_dim", "text_dim", "dim", "hidden"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ParameterError(f"{name} must be a positive integer, got {value!r}")
         if self.pooling not in POOLINGS:
             raise ParameterError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
@@ -82,6 +83,10 @@ class ModelConfig:
             raise ParameterError(f"projection must be one of {', '.join(PROJECTIONS)}, got {self.projection!r}")
         if self.attention not in ATTENTIONS:
             raise ParameterError(f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
+        for name in ("temperature", "dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ParameterError(f"{name} must be a finite number, got {value!r}")
         if not self.temperature > 0:
             raise ParameterError(f"temperature must be > 0, got {self.temperature!r}")
         if self.text_projection not in ("linear", "none"):
@@ -101,9 +106,15 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(d, dict):
+            raise ParameterError(f"a model config must be a mapping, got {type(d).__name__}")
         unknown = sorted(set(d) - known)
         if unknown:
             raise ParameterError(f"unknown model config field(s): {', '.join(unknown)}")
+        required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+        missing = sorted(required - set(d))
+        if missing:
+            raise ParameterError(f"missing model config field(s): {', '.join(missing)}")
         return cls(**d)
 
 

@@ -26,6 +26,11 @@ __all__ = ["Tagger", "TagResult", "LabelResult", "load_model", "available_models
 #: Package directory of the shipped default model.
 DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "default"
 
+#: Scores (segments x labels) computed per model call when a recording is scored: bounds the model's temporaries.
+_SCORE_CELLS = 1 << 23
+#: Segment x label cells handled at once when events are assembled.
+_EVENT_CELLS = 1 << 21
+
 
 @dataclass
 class LabelResult:
@@ -91,10 +96,21 @@ class TagResult:
                               "n_events": len(r.events)} for r in self.labels])
 
 
+def control_character(text: str) -> str | None:
+    """The first control character (Unicode category Cc: NUL, ESC, DEL, ...) in ``text``, or None.
+
+    Whitespace is not asked about: :func:`clean_labels` turns tabs and line breaks into single spaces.
+    """
+    import unicodedata
+
+    return next((c for c in text if unicodedata.category(c) == "Cc" and not c.isspace()), None)
+
+
 def clean_labels(labels: Sequence[str] | str) -> tuple[list[str], list[str]]:
     """Labels stripped and deduplicated (order kept); returns ``(labels, duplicates)``.
 
-    A string is split on ``;``. Empty labels and an empty list are a :class:`ParameterError`.
+    A string is split on ``;``; runs of whitespace (tabs, line breaks) become one space. Empty labels, labels
+    holding a control character (NUL, ESC, ...) and an empty list are a :class:`ParameterError`.
     """
     if isinstance(labels, str):
         labels = labels.split(";")
@@ -106,6 +122,10 @@ def clean_labels(labels: Sequence[str] | str) -> tuple[list[str], list[str]]:
         label = " ".join(raw.split())
         if not label:
             raise ParameterError(f"label {i + 1} is empty")
+        bad = control_character(label)
+        if bad is not None:
+            raise ParameterError(f"label {i + 1} {raw!r} holds the control character {bad!r} "
+                                 f"(character {label.index(bad) + 1})")
         if label in out:
             dups.append(label)
         out[label] = None
@@ -145,7 +165,9 @@ class Tagger:
 
     def tag(self, audio: str | os.PathLike[str] | np.ndarray, *, labels: Sequence[str] | str,
             sample_rate: int | None = None, event_threshold: float = 0.5) -> TagResult:
-        """Tag one recording (a path, or a waveform with its ``sample_rate``)."""
+        """Tag one recording: a path, or a waveform with its ``sample_rate``, as an array ``[samples]`` or
+        ``[samples, channels]`` (soundfile's layout, channels averaged; anything else is a
+        :class:`ParameterError` giving the shape, see :func:`zeroshot_audio.audio.mono_waveform`)."""
         labels, _ = clean_labels(labels)
         return self.tag_batch([audio], labels=labels, sample_rate=sample_rate, event_threshold=event_threshold)[0]
 
@@ -161,59 +183,105 @@ class Tagger:
         from .embed import embed_file
 
         if isinstance(audio, np.ndarray):
+            from .audio import _check_rate, mono_waveform
+
             if sample_rate is None:
                 raise ParameterError("a waveform needs its sample_rate")
-            wav = np.asarray(audio, dtype=np.float32)
-            if wav.ndim == 2:
-                wav = wav.mean(axis=1 if wav.shape[1] <= 8 else 0)
+            sample_rate = _check_rate(sample_rate)
+            wav = mono_waveform(audio)
             if sample_rate != self.embedder.sample_rate:
                 import soxr
 
                 wav = soxr.resample(wav, sample_rate, self.embedder.sample_rate, quality="HQ").astype(np.float32)
             if wav.size == 0:
-                raise ParameterError("the waveform is empty")
-            if not np.isfinite(wav).all():
-                raise ParameterError("the waveform contains NaN or infinite samples")
+                raise ParameterError(f"the waveform is empty at {self.embedder.sample_rate} Hz "
+                                     f"({audio.shape[0]} sample(s) at {sample_rate} Hz)")
             return "<array>", self.embedder.embed(wav)
         return str(audio), embed_file(self.embedder, audio)
+
+    def _scores(self, x: np.ndarray, label_embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``clip [n_win, L]``, ``attention [T, L]`` and ``segment_scores [T, L]`` (float32) of segment embeddings
+        ``x [T, Da]`` scored in windows of ``window_segments``; groups of windows are scored in turn, so only the
+        returned arrays are ever held whole."""
+        import torch
+
+        t, w = x.shape[0], self.window_segments
+        n_labels = label_embeddings.shape[0]
+        n_win = max(1, -(-t // w))
+        xw = torch.from_numpy(np.concatenate([x, np.zeros((n_win * w - t, x.shape[1]), np.float32)])).view(n_win, w, -1)
+        mask = (torch.arange(n_win * w) < t).view(n_win, w)
+        k = torch.from_numpy(np.ascontiguousarray(label_embeddings, dtype=np.float32))
+        clip = np.empty((n_win, n_labels), np.float32)
+        att = np.empty((n_win * w, n_labels), np.float32)
+        seg = np.empty((n_win * w, n_labels), np.float32)
+        step = max(1, _SCORE_CELLS // (w * max(n_labels, 1)))
+        model = self.trained.model.eval()
+        with torch.no_grad():
+            for a in range(0, n_win, step):
+                b = min(n_win, a + step)
+                res = model(xw[a:b], mask[a:b], k, return_segments=True)
+                clip[a:b] = res.clip_scores.numpy()
+                att[a * w : b * w] = res.attention.reshape((b - a) * w, n_labels).numpy()
+                seg[a * w : b * w] = res.segment_scores.reshape((b - a) * w, n_labels).numpy()
+                del res
+        return clip, att[:t], seg[:t]
+
+    def _events(self, att: np.ndarray, clip: np.ndarray, stamps: np.ndarray,
+                threshold: float) -> list[list[tuple[float, float, float]]]:
+        """Per label, its events ``(onset, offset, score)`` by onset (see :class:`LabelResult`).
+
+        Linear in ``T * L`` plus the number of events: labels are handled in blocks of columns, runs found and
+        their peaks taken by array operations (:func:`~zeroshot_audio.temporal.active_runs`).
+        """
+        from .temporal import active_runs, run_maxima
+
+        t, n_labels = att.shape
+        w = self.window_segments
+        win_of = np.arange(t) // w
+        n_win = clip.shape[0]
+        events: list[list[tuple[float, float, float]]] = [[] for _ in range(n_labels)]
+        block = max(1, _EVENT_CELLS // max(t, 1))
+        for a in range(0, n_labels, block):
+            b = min(n_labels, a + block)
+            cols = att[:, a:b]
+            # detection score per segment: attention relative to its window's peak, times the window's
+            # probability; an event is a run of segments scoring at least `threshold` of the label's best segment
+            padded = np.zeros((n_win * w, b - a), np.float32)
+            padded[:t] = cols
+            peak = np.maximum(padded.reshape(n_win, w, b - a).max(axis=1), 1e-12)  # [n_win, b - a]
+            det = cols / peak[win_of] * self.probability(clip[:, a:b])[win_of]
+            rel = det / np.maximum(det.max(axis=0, keepdims=True), 1e-30)
+            col, start, stop = active_runs(rel >= threshold)
+            peaks = run_maxima(det, col, start, stop)
+            for c, onset, offset, score in zip((col + a).tolist(), stamps[start].tolist(), stamps[stop].tolist(),
+                                               peaks.tolist()):
+                events[c].append((onset, offset, score))
+        return events
 
     def tag_encoded(self, audio: Any, labels: list[str], label_embeddings: np.ndarray, *,
                     sample_rate: int | None = None, event_threshold: float = 0.5) -> TagResult:
         """Tag one recording with labels already cleaned and embedded (:meth:`label_embeddings`): the loop
-        body of :meth:`tag_batch`, for callers that handle each file's failure themselves."""
-        emb = label_embeddings
-        import torch
+        body of :meth:`tag_batch`, for callers that handle each file's failure themselves.
 
+        Time and memory are linear in segments x labels (1 h of audio with 10,000 labels: see
+        ``benchmarks/tag_speed.py``).
+        """
+        from ._errors import CheckpointError
+        from .temporal import frame_timestamps
+
+        if len(labels) != len(label_embeddings):
+            raise ParameterError(f"{len(labels)} labels but {len(label_embeddings)} label embeddings")
         name, out = self._embed(audio, sample_rate)
-        x = torch.from_numpy(out.embeddings)
-        k = torch.from_numpy(np.asarray(emb, dtype=np.float32))
-        t, w = x.shape[0], self.window_segments
-        n_win = max(1, -(-t // w))
-        pad = n_win * w - t
-        xw = torch.cat([x, torch.zeros(pad, x.shape[1])]).view(n_win, w, -1)
-        mask = (torch.arange(n_win * w) < t).view(n_win, w)
-        with torch.no_grad():
-            res = self.trained.model.eval()(xw, mask, k, return_segments=True)
-        clip = res.clip_scores.numpy()  # [n_win, L]
-        att = res.attention.reshape(n_win * w, -1)[:t].numpy()
-        seg = res.segment_scores.reshape(n_win * w, -1)[:t].numpy()
+        t = out.embeddings.shape[0]
+        clip, att, seg = self._scores(out.embeddings, label_embeddings)
+        if not np.isfinite(clip).all():
+            raise CheckpointError(f"model {self.path}: non-finite scores (NaN or infinity) for {name}: the model's "
+                                  "weights or the label embeddings are damaged")
         best = clip.max(axis=0)
         prob = self.probability(best)
-        # detection score per segment: attention relative to its window's peak, times the window's probability;
-        # an event is a run of segments scoring at least `event_threshold` of the label's best segment
-        win_of = np.arange(t) // w
-        peak = np.maximum(res.attention.numpy().max(axis=1), 1e-12)  # [n_win, L]
-        det = att / peak[win_of] * self.probability(clip)[win_of]
-        rel = det / np.maximum(det.max(axis=0, keepdims=True), 1e-30)
-        from .temporal import frame_timestamps, scores_to_events
-
         stamps = frame_timestamps(t, self.embedder.hop, out.duration)
-        events: dict[str, list] = {lab: [] for lab in labels}
-        for onset, offset, lab, _ in scores_to_events(rel, stamps, labels, threshold=event_threshold):
-            i = labels.index(lab)
-            inside = (stamps[:-1] >= onset - 1e-9) & (stamps[1:] <= offset + 1e-9)
-            events[lab].append((onset, offset, float(det[inside, i].max())))
-        results = [LabelResult(lab, float(best[i]), float(prob[i]), att[:, i], seg[:, i], events[lab])
+        events = self._events(att, clip, stamps, event_threshold)
+        results = [LabelResult(lab, float(best[i]), float(prob[i]), att[:, i], seg[:, i], events[i])
                    for i, lab in enumerate(labels)]
         results.sort(key=lambda r: -r.score)
         return TagResult(file=name, duration=float(out.duration), segment_times=out.times, labels=results,

@@ -24,7 +24,8 @@ import numpy as np
 from ._errors import ParameterError, missing_dependency
 from .metrics import _nan_to_none
 
-__all__ = ["DETECTION_KINDS", "frame_timestamps", "detection_scores", "scores_to_events", "evaluate_detection"]
+__all__ = ["DETECTION_KINDS", "frame_timestamps", "detection_scores", "active_runs", "run_maxima", "scores_to_events",
+           "evaluate_detection"]
 
 DETECTION_KINDS = ("segment", "attention")
 
@@ -52,20 +53,41 @@ def detection_scores(
     raise ParameterError(f"unknown detection score kind {kind!r} (expected one of: {', '.join(DETECTION_KINDS)})")
 
 
+def active_runs(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of True in each column of ``active [T, C]``, as ``(column, start, stop)`` arrays.
+
+    A run covers rows ``start .. stop - 1``; runs are ordered by column, then by start. Vectorised: the
+    cost is linear in ``T * C``, whatever the number of runs.
+    """
+    active = np.asarray(active, dtype=bool)
+    edges = np.diff(np.pad(active.T.astype(np.int8), ((0, 0), (1, 1))), axis=1)  # [C, T + 1]
+    col, start = np.nonzero(edges == 1)  # row-major: by column, then time; starts and stops alternate
+    _, stop = np.nonzero(edges == -1)
+    return col, start, stop
+
+
+def run_maxima(scores: np.ndarray, col: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """The maximum of ``scores [T, C]`` over each run of :func:`active_runs` (vectorised)."""
+    if col.size == 0:
+        return np.zeros(0, dtype=np.asarray(scores).dtype)
+    t = scores.shape[0]
+    flat = np.append(np.ascontiguousarray(np.asarray(scores).T).ravel(), 0)  # the sentinel makes every stop valid
+    bounds = np.empty(2 * col.size, dtype=np.int64)
+    bounds[0::2] = col * t + start
+    bounds[1::2] = col * t + stop
+    return np.maximum.reduceat(flat, bounds)[0::2]
+
+
 def scores_to_events(
     scores: np.ndarray, timestamps: np.ndarray, classes: Sequence[str], *, threshold: float
 ) -> list[tuple[float, float, str, float]]:
     """Runs of frames scoring at least ``threshold`` as ``(onset, offset, label, peak score)``, by onset."""
     scores = np.asarray(scores)
-    events = []
-    for c, label in enumerate(classes):
-        active = scores[:, c] >= threshold
-        if not active.any():
-            continue
-        edges = np.flatnonzero(np.diff(np.r_[0, active.astype(np.int8), 0]))
-        for start, stop in zip(edges[::2], edges[1::2]):
-            events.append((float(timestamps[start]), float(timestamps[stop]), label,
-                           float(scores[start:stop, c].max())))
+    col, start, stop = active_runs(scores >= threshold)
+    peaks = run_maxima(scores, col, start, stop)
+    stamps = np.asarray(timestamps, dtype=np.float64)
+    events = [(a, b, classes[c], p) for c, a, b, p in
+              zip(col.tolist(), stamps[start].tolist(), stamps[stop].tolist(), peaks.astype(np.float64).tolist())]
     return sorted(events, key=lambda e: (e[0], e[2]))
 
 
