@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import CheckpointError, ParameterError
+from ._errors import CheckpointError, ParameterError, reads_user_data
 from ._io import atomic_dir
 from .model import ModelConfig, ZeroShotModel
 
@@ -88,6 +88,7 @@ class TrainedModel:
         return path
 
     @classmethod
+    @reads_user_data("a model directory", CheckpointError)
     def load(cls, path: str | os.PathLike[str]) -> TrainedModel:
         """Read a model directory written by :meth:`save`."""
         import torch
