@@ -330,3 +330,33 @@ def test_head_on_a_shell_pipe_is_quiet(yamnet_files):
                           env=zsa_env(ZSA_CACHE_DIR=str(cache)))
     assert proc.stdout == "file,label,score,probability\n"
     assert proc.stderr.strip() in ("status 0", "status 141"), proc.stderr
+
+
+# ================================ item 12 (the README's synthetic table comes from the command, by a script)
+
+
+def test_readme_synthetic_table_is_pasted_by_the_script(tmp_path):
+    """benchmarks/synthetic_protocol.py --update-readme replaces exactly the README's synthetic tables and time."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("synthetic_protocol", root / "benchmarks" / "synthetic_protocol.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    readme = tmp_path / "README.md"
+    shutil.copy(root / "README.md", readme)
+    text = readme.read_text(encoding="utf-8")
+    assert text.count(script.BEGIN) == 1 and text.count(script.END) == 1
+    assert "`python benchmarks/synthetic_protocol.py --update-readme`" in text  # the README names the command
+    table = "| system | ZSL mAP |\n|---|---|\n| attention | 0.123 ± 0.004 |\n"
+    script.update_readme(table, 42.4, readme)
+    new = readme.read_text(encoding="utf-8")
+    inside = new[new.index(script.BEGIN) + len(script.BEGIN):new.index(script.END)]
+    assert inside == "\n" + table
+    assert "| `python benchmarks/synthetic_protocol.py` | 42 s (target < 2 min) |" in new
+
+    def rest(t: str) -> str:  # the README without the generated parts
+        t = t[:t.index(script.BEGIN)] + t[t.index(script.END):]
+        return script.ROW.sub(r"\1TIME\2", t)
+
+    assert rest(new) == rest(text)

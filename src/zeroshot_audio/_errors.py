@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -134,7 +133,7 @@ def reading(where: object, what: str, error: type[ZsaError] = DataError) -> Iter
         raise
     except (*read_error_types(), ValueError, TypeError, KeyError, IndexError, AttributeError, OSError,
             RuntimeError) as err:
-        if isinstance(err, (KeyboardInterrupt, BrokenPipeError)):  # pragma: no cover - not read errors
+        if isinstance(err, BrokenPipeError):  # pragma: no cover - a closed stdout, not a read error
             raise
         raise error(f"{where}: cannot be read as {what}: {describe_read_error(err)}") from err
 
@@ -149,6 +148,8 @@ def reads_user_data(what: str, error: type[ZsaError] = DataError, *,
     """
 
     def decorate(func: Callable) -> Callable:
+        import inspect
+
         sig = inspect.signature(func)
 
         @functools.wraps(func)
