@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -299,29 +299,72 @@ def test_small_classes_are_dropped(tmp_path, sources):
 # --------------------------------------------------------------------------------------------- soundfont
 
 
-def _offline_font() -> Path | None:
-    candidates = [os.environ.get("ZSA_TEST_SOUNDFONT", ""), "/usr/share/sounds/sf2/TimGM6mb.sf2",
-                  str(Path.home() / ".cache/zeroshot-audio/corpus/unpacked/timgm6mb-soundfont/usr/share/sounds"
-                      "/sf2/TimGM6mb.sf2")]
-    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+def write_tiny_sf2(path: Path, programs=(12, 40), rate: int = 22050) -> Path:
+    """Write a minimal valid SoundFont 2 (about 5 kB, made here, so CC0): one looped sine sample at A4, one
+    instrument playing it over the whole keyboard, and one preset per GM program of bank 0 using it.
+
+    Layout (SoundFont 2.01 spec, little-endian): ``RIFF sfbk`` holding ``LIST INFO`` (version, engine, name),
+    ``LIST sdta`` (``smpl``: 16-bit PCM, then 46 zero samples) and ``LIST pdta``: the nine "hydra" tables,
+    each ending with a terminal record (EOP, EOI, EOS or zeros). Bags index generators; generator 41 makes
+    a preset zone use instrument 0, generators 54 (sampleModes: 1 = loop) and 53 (sampleID, last) make the
+    instrument zone play sample 0.
+    """
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return tag + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
+
+    def name20(text: str) -> bytes:
+        return text.encode("ascii")[:19].ljust(20, b"\0")
+
+    period, cycles = 50, 44  # 50 samples a cycle: 441 Hz at 22050 Hz, i.e. MIDI key 69
+    pcm = (0.5 * 32767 * np.sin(2 * np.pi * np.arange(period * cycles) / period)).astype("<i2")
+    info = b"INFO" + chunk(b"ifil", struct.pack("<HH", 2, 1)) + chunk(b"isng", b"EMU8000\0") + \
+        chunk(b"INAM", b"zsa test font\0")
+    sdta = b"sdta" + chunk(b"smpl", pcm.tobytes() + bytes(2 * 46))
+    n = len(programs)
+    # phdr: name, preset (program), bank, first bag, library, genre, morphology
+    phdr = b"".join(struct.pack("<20sHHHIII", name20(f"prog{p}"), p, 0, i, 0, 0, 0) for i, p in enumerate(programs))
+    phdr += struct.pack("<20sHHHIII", name20("EOP"), 0, 0, n, 0, 0, 0)
+    pbag = b"".join(struct.pack("<HH", i, 0) for i in range(n + 1))  # bag i -> generator i, no modulators
+    pgen = struct.pack("<HH", 41, 0) * n + bytes(4)  # instrument 0, then the terminal generator
+    inst = struct.pack("<20sH", name20("sine"), 0) + struct.pack("<20sH", name20("EOI"), 1)
+    ibag = struct.pack("<HH", 0, 0) + struct.pack("<HH", 2, 0)
+    igen = struct.pack("<HH", 54, 1) + struct.pack("<HH", 53, 0) + bytes(4)
+    end = len(pcm)  # shdr: name, start, end, loop start, loop end, rate, original key, correction, link, mono
+    shdr = struct.pack("<20sIIIIIBbHH", name20("sine"), 0, end, 2 * period, end - 2 * period, rate, 69, 0, 0, 1)
+    shdr += struct.pack("<20sIIIIIBbHH", name20("EOS"), 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    pdta = b"pdta" + b"".join(chunk(tag, data) for tag, data in [
+        (b"phdr", phdr), (b"pbag", pbag), (b"pmod", bytes(10)), (b"pgen", pgen), (b"inst", inst),
+        (b"ibag", ibag), (b"imod", bytes(10)), (b"igen", igen), (b"shdr", shdr)])
+    body = b"sfbk" + chunk(b"LIST", info) + chunk(b"LIST", sdta) + chunk(b"LIST", pdta)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def _pitch(y: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y)), n=8 * len(y)))
+    return float(np.argmax(spectrum) * rate / (8 * len(y)))
 
 
 def test_soundfont_render(tmp_path):
-    pytest.importorskip("tinysoundfont")
-    font = _offline_font()
-    if font is None:
-        pytest.skip("no SoundFont available offline")
+    """The SoundFont path of the corpus renders notes with tinysoundfont from a font built here (no download)."""
+    pytest.importorskip("tinysoundfont")  # the README's test command installs it
     from zeroshot_audio.corpus import soundfont as S
 
-    spec = S.SoundFontSpec("timgm6mb-soundfont", "x.sf2", "TimGM6mb", "TimGM6mb", "GPL-2")
+    font = write_tiny_sf2(tmp_path / "tiny.sf2", programs=(12, 40))
+    spec = S.SoundFontSpec("tiny-soundfont", "tiny.sf2", "Tiny", "Tiny", "CC0")
     insts = [S.Instrument(40, "Violin", "Violin, fiddle", 55, 91),
-             S.Instrument(12, "Marimba", "Marimba, xylophone", 45, 84)]
+             S.Instrument(12, "Marimba", "Marimba, xylophone", 45, 84),
+             S.Instrument(0, "Acoustic Grand Piano", "Piano", 36, 96)]  # not in the font: skipped
     notes = S.render_instrument_notes(font, spec, insts, tmp_path / "r")
     assert len(notes) == 2 * S.RENDER_SETTINGS["notes"]
+    assert {inst.program for inst, _, _ in notes} == {12, 40}
     for inst, note_id, path in notes:
         y, rate = sf.read(str(path))
         assert rate == SR and 1.0 <= y.shape[0] / SR <= 2.6 and np.max(np.abs(y)) > 0.5
         assert note_id.startswith(f"prog{inst.program:03d}/")
+        key = int(note_id.split("/")[1][3:])  # the sample (key 69, 441 Hz) is transposed to the note's key
+        assert _pitch(y[: SR // 2], SR) == pytest.approx(441.0 * 2 ** ((key - 69) / 12), rel=0.02)
     again = S.render_instrument_notes(font, spec, insts, tmp_path / "r")
     assert [p for *_, p in again] == [p for *_, p in notes]
     assert S.render_instrument_notes(font, spec, insts, tmp_path / "r2")[0][2].read_bytes() == notes[0][2].read_bytes()

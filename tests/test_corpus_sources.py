@@ -329,3 +329,61 @@ def test_collect_sources_offline(tmp_path, monkeypatch):
     summary = S.source_summary(src)
     assert "| Dog | 2 | 1 | fake-pkg |" in summary and "| Cat | 1 | 1 | fake-pkg |" in summary
     assert "3 files, 2 families, 2 labels; 0 labels with >= 3 files" in summary
+
+
+# ------------------------------------------------------- issue 8, item 11: hostile archives and links
+
+
+def _rcc_with_size_prefix(path: Path, raw: bytes, declared: int) -> Path:
+    """A version 3 rcc holding one zlib entry ``b/boom.wav`` of ``raw`` whose size prefix says ``declared``."""
+    write_rcc(path, {"b/boom.wav": (raw, 1)}, 3)
+    buf = bytearray(path.read_bytes())
+    _, _, data_off, _ = struct.unpack_from(">IIII", buf, 4)
+    assert struct.unpack_from(">I", buf, data_off + 4)[0] == len(raw)  # blob: length u32, size prefix u32, zlib
+    buf[data_off + 4 : data_off + 8] = struct.pack(">I", declared)
+    path.write_bytes(bytes(buf))
+    return path
+
+
+def test_rcc_zlib_bomb_is_refused_within_bounded_memory(tmp_path):
+    """A zlib entry that inflates far beyond its declared size stops there, naming archive and entry."""
+    import tracemalloc
+
+    path = _rcc_with_size_prefix(tmp_path / "bomb.rcc", bytes(64 << 20), 1000)  # 64 MiB of zeros, ~64 kB
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"bomb\.rcc: rcc entry 'b/boom\.wav': inflates to more than the 1000 "):
+            rccmod.extract_rcc(path, tmp_path / "out")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak / 2**20:.0f} MiB while refusing a 64 MiB bomb"
+    assert not (tmp_path / "out" / "b" / "boom.wav").exists()
+
+
+def test_rcc_zlib_declared_size_above_the_cap(tmp_path):
+    """An entry whose size prefix exceeds MAX_ENTRY_BYTES is refused before anything is inflated."""
+    path = _rcc_with_size_prefix(tmp_path / "big.rcc", wav_bytes(), 2 << 30)
+    with pytest.raises(DataError, match=r"big\.rcc: rcc entry 'b/boom\.wav': declares 2147483648 bytes "
+                                        r"uncompressed, more than the limit of 268435456 bytes"):
+        rccmod.extract_rcc(path, tmp_path / "out")
+
+
+def test_list_audio_files_does_not_follow_links_out_of_the_package(tmp_path, caplog):
+    """A symlink inside an unpacked package that points outside it (a file or a folder) is skipped and noted."""
+    secret = tmp_path / "host"
+    secret.mkdir()
+    (secret / "private.wav").write_bytes(wav_bytes())
+    root = tmp_path / "pkg"
+    (root / "usr/share/game/sounds").mkdir(parents=True)
+    (root / "usr/share/game/sounds/own.wav").write_bytes(wav_bytes())
+    (root / "usr/share/game/sounds/leak.wav").symlink_to(secret / "private.wav")
+    (root / "usr/share/game/hostdir").symlink_to(secret, target_is_directory=True)
+    (root / "usr/share/game/alias.wav").symlink_to("sounds/own.wav")  # inside the package: kept
+    with caplog.at_level("WARNING", logger="zeroshot_audio.corpus.sources"):
+        found = S.list_audio_files(root)
+    names = [name for name, _ in found]
+    assert names == ["usr/share/game/alias.wav", "usr/share/game/sounds/own.wav"]
+    assert all(p.resolve().is_relative_to(root.resolve()) for _, p in found)
+    assert "outside the package skipped" in caplog.text and "leak.wav" in caplog.text

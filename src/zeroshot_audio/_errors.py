@@ -6,6 +6,11 @@ Messages are one line and name the offending input (file, column, option) and sa
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
+
 __all__ = [
     "ZsaError",
     "ParameterError",
@@ -14,6 +19,10 @@ __all__ = [
     "CheckpointError",
     "AudioError",
     "MissingDependencyError",
+    "reading",
+    "reads_user_data",
+    "describe_read_error",
+    "read_error_types",
 ]
 
 
@@ -69,3 +78,98 @@ def name_some(items: list, limit: int = 5) -> str:
     """``'a', 'b' and 3 more``: the first ``limit`` items of a list for an error message."""
     shown = ", ".join(repr(x) for x in items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def read_error_types() -> tuple[type[BaseException], ...]:
+    """Exception types that decoding hostile bytes raises (bad text, JSON, pickle, zip, zlib, struct, sizes).
+
+    Inside a reader of user data they mean "this file is not what it claims", not a bug of the reader.
+    """
+    import csv
+    import json
+    import pickle
+    import struct
+    import zipfile
+    import zlib
+
+    return (UnicodeError, json.JSONDecodeError, pickle.UnpicklingError, zipfile.BadZipFile, zlib.error,
+            struct.error, csv.Error, EOFError, MemoryError, OverflowError)
+
+
+def describe_read_error(err: BaseException) -> str:
+    """One line saying what was wrong with the bytes read, for a message that names the file."""
+    import json
+    import pickle
+
+    if isinstance(err, UnicodeDecodeError):
+        return f"not valid {err.encoding.upper().replace('-SIG', '')} text (byte {err.start}: {err.reason})"
+    if isinstance(err, json.JSONDecodeError):
+        return f"not valid JSON ({err.msg} at line {err.lineno} column {err.colno})"
+    if isinstance(err, MemoryError):
+        return "it declares a size too large to allocate (MemoryError)"
+    if isinstance(err, EOFError):
+        return "it ends early (empty or truncated)"
+    if isinstance(err, pickle.UnpicklingError):
+        return "not a valid PyTorch weights file (unpickling failed)"  # never repeat torch's weights_only hint
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if "weights_only" in text:
+        text = ""
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+@contextlib.contextmanager
+def reading(where: object, what: str, error: type[ZsaError] = DataError) -> Iterator[None]:
+    """Turn a generic failure while reading ``where`` (a path) into ``error``: one line naming it.
+
+    :class:`ZsaError` passes through unchanged; decoding errors (:func:`read_error_types`), wrong JSON types
+    (``TypeError``, ``KeyError``, ``AttributeError``, ``ValueError``, ``IndexError``), OS errors and errors of
+    the parsing library (``RuntimeError``) become ``error("WHERE: cannot be read as WHAT: ...")``, chained
+    to the original so that ``zsa --debug`` shows its traceback.
+    """
+    try:
+        yield
+    except ZsaError:
+        raise
+    except (*read_error_types(), ValueError, TypeError, KeyError, IndexError, AttributeError, OSError,
+            RuntimeError) as err:
+        if isinstance(err, BrokenPipeError):  # pragma: no cover - a closed stdout, not a read error
+            raise
+        raise error(f"{where}: cannot be read as {what}: {describe_read_error(err)}") from err
+
+
+def reads_user_data(what: str, error: type[ZsaError] = DataError, *,
+                    where: str | Callable[[dict[str, Any]], object] = "path") -> Callable:
+    """Decorate a reader of user files so that a generic failure becomes ``error`` naming the file.
+
+    ``where`` is the name of the argument that holds the path, or a function of the bound arguments that
+    returns it. The arguments are bound only when a failure is converted, so the decorator costs nothing on
+    success.
+    """
+
+    def decorate(func: Callable) -> Callable:
+        import inspect
+
+        sig = inspect.signature(func)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except ZsaError:
+                raise
+            except BaseException as err:
+                if not isinstance(err, Exception):
+                    raise
+                bound = sig.bind_partial(*args, **kwargs).arguments
+                try:
+                    place = where(bound) if callable(where) else bound.get(where, "?")
+                except Exception:  # pragma: no cover - the path itself cannot be told
+                    place = "?"
+                with reading(place, what, error):
+                    raise
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        return wrapper
+
+    return decorate

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import CheckpointError, ParameterError, name_some
+from ._errors import CheckpointError, ParameterError, name_some, reads_user_data
 from ._io import atomic_dir, recover_dir
 from .model import ModelConfig, ZeroShotModel
 
@@ -134,6 +134,7 @@ class TrainedModel:
         return path
 
     @classmethod
+    @reads_user_data("a model directory", CheckpointError)
     def load(cls, path: str | os.PathLike[str]) -> TrainedModel:
         """Read a model directory written by :meth:`save`.
 

@@ -1,7 +1,9 @@
 """The ``zsa`` command: a thin shell over the library.
 
 ``main(argv)`` is callable from tests and returns the exit code: 0 success, 1 some inputs or data failed,
-2 usage or configuration error. Heavy libraries are imported inside the commands, so ``zsa --help``
+2 usage or configuration error, 3 an internal error (a bug: one line, the traceback with ``--debug`` or
+``ZSA_DEBUG=1``, which re-raise every error), 130 interrupted, 141 stdout closed early (``zsa ... | head``,
+quietly, as a program killed by SIGPIPE). Heavy libraries are imported inside the commands, so ``zsa --help``
 answers at once.
 """
 
@@ -9,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._errors import ParameterError, ZsaError
+from ._errors import DataError, ParameterError, ZsaError, describe_read_error, read_error_types
 
 __all__ = ["main", "build_parser"]
 
@@ -102,9 +105,16 @@ def _train_options(args: argparse.Namespace):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="zsa", description="Multi-label zero-shot audio tagging with temporal attention.")
+    parser = _Parser(prog="zsa", description="Multi-label zero-shot audio tagging with temporal attention.",
+                     epilog="exit codes: 0 success, 1 a data error (bad dataset, store, model file or audio), 2 a "
+                            "usage or configuration error, 3 an internal error (a bug: rerun with --debug), 130 "
+                            "interrupted. environment: ZSA_DEBUG=1 does what --debug does; ZSA_CACHE_DIR moves "
+                            "the model and label cache.")
     parser.add_argument("--version", action="version", version=f"zsa {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, raise it with its full Python traceback instead of the one-line "
+                             "message (also ZSA_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("tag", help="tag audio with any labels: which are present, how sure, and when",
@@ -243,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p, pooling=False)
     _add_label_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    for command in sub.choices.values():  # --debug also after the command; SUPPRESS keeps a --debug before it
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="raise errors with their traceback (also ZSA_DEBUG=1)")
     return parser
 
 
@@ -257,8 +270,33 @@ def _require(path: str | None, what: str, *, kind: str = "dir") -> None:
         raise ParameterError(f"{what} {path}: {'not a file' if p.exists() else 'no such file'}")
 
 
-def _writable_output(path: str | None, what: str, *, directory: bool, replace_if: str | None = None) -> None:
-    """Check an output path before the work starts, so a long run does not fail at its last step."""
+def _check_can_create_in(folder: Path, what: str, path: str) -> None:
+    """Create and remove a temporary file in ``folder``: the one reliable test that files can be written there.
+
+    ``os.access`` answers first (cheap, and right for permission bits); the trial file also catches what it
+    misses: a read-only mount, a full disk's inode table, ACLs, a network file system that decides late.
+    """
+    import tempfile
+
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ParameterError(f"{what} {path}: directory {folder} is not writable (permission denied)")
+    try:
+        fd, trial = tempfile.mkstemp(prefix=".zsa-write-check-", dir=folder)
+    except OSError as err:
+        raise ParameterError(f"{what} {path}: cannot write in directory {folder} ({err.strerror or err})") from None
+    os.close(fd)
+    os.unlink(trial)
+
+
+def _writable_output(path: str | None, what: str, *, directory: bool, replace_if: str | None = None,
+                     replaced: bool = False) -> None:
+    """Check an output path before the work starts, so a long run does not fail at its last step.
+
+    The nearest existing directory on the way to ``path`` must be a directory in which files can be created
+    (missing ones are created later); when ``path`` is an existing directory that the command writes into, it
+    must be writable too; files and replaced directories (``replaced``, or ``replace_if``) are written beside
+    ``path`` and renamed, so their parent must be.
+    """
     if path is None:
         return
     p = Path(path)
@@ -268,6 +306,7 @@ def _writable_output(path: str | None, what: str, *, directory: bool, replace_if
                 raise ParameterError(f"{what} {path}: {parent} is not a directory")
             break
     if not p.exists():
+        _check_can_create_in(parent if parent.exists() else Path.cwd(), what, path)
         return
     if directory and not p.is_dir():
         raise ParameterError(f"{what} {path}: exists and is not a directory")
@@ -275,6 +314,10 @@ def _writable_output(path: str | None, what: str, *, directory: bool, replace_if
         raise ParameterError(f"{what} {path}: is a directory (expected a file name)")
     if replace_if and p.is_dir() and any(p.iterdir()) and not (p / replace_if).is_file():
         raise ParameterError(f"{what} {path}: exists and is not a model directory (refusing to replace it)")
+    if directory and not (replace_if or replaced):
+        _check_can_create_in(p, what, path)  # the command writes into it
+    else:
+        _check_can_create_in(p.absolute().parent, what, path)  # written beside it, then renamed onto it
 
 
 def _read_class_file(path: str) -> list[str]:
@@ -522,7 +565,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 def _cmd_corpus(args: argparse.Namespace) -> int:
     from .corpus.build import build_corpus
 
-    _writable_output(args.out, "--out", directory=True)
+    _writable_output(args.out, "--out", directory=True, replaced=True)
     if args.soundfonts or args.name == "soundfont-instruments":
         try:
             import tinysoundfont  # noqa: F401
@@ -723,6 +766,7 @@ def _default_store(args: argparse.Namespace, embedder: str | None = None) -> Pat
         raise ParameterError(f"--embedder: unknown embedder {embedder!r} "
                              f"(available: {', '.join(available_embedders())})")
     store = Path(args.data) / "stores" / f"{embedder}-hop{args.hop:g}"
+    _writable_output(str(store), "DATA (its embedding store)", directory=True)
     items = resolve_inputs([args.data])
     if not any(path.is_file() for _, path in items):
         raise ParameterError(f"DATA {args.data} has no audio files to embed: pass --store STORE with its embeddings")
@@ -813,8 +857,54 @@ _COMMANDS = {"tag": _cmd_tag, "models": _cmd_models, "corpus": _cmd_corpus, "emb
              "evaluate": _cmd_evaluate, "plot": _cmd_plot, "benchmark": _cmd_benchmark}
 
 
+#: Exit code of an internal error (a bug), told apart from data (1) and usage (2) errors.
+EXIT_BUG = 3
+#: Exit code when stdout is closed early (``zsa tag ... | head``): 128 + SIGPIPE, as a shell reports a program
+#: that SIGPIPE ended.
+EXIT_BROKEN_PIPE = 141
+
+
+def _debug_from_env() -> bool:
+    return os.environ.get("ZSA_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _flush_stdout() -> None:
+    """Flush stdout inside ``main``, so that a reader that went away is noticed here, not at interpreter exit."""
+    sys.stdout.flush()
+
+
+def _silence_stdout() -> None:
+    """Point stdout's file descriptor at /dev/null, so the interpreter's last flush does not fail again.
+
+    This is what the Python documentation recommends for SIGPIPE (signal module, "Note on SIGPIPE").
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # replaced by a test harness: nothing to silence
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def _error(message: str) -> None:
+    try:
+        print(f"zsa: error: {message}", file=sys.stderr)
+    except (BrokenPipeError, ValueError):  # stderr itself is gone: the exit code still says it
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``zsa`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    """Run ``zsa`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code.
+
+    Every error ends in one line ``zsa: error: ...`` on stderr and an exit code: a :class:`ZsaError` gives its
+    own (1 data, 2 usage/configuration), an OS error or a decoding error escaping from reading user data
+    (bad text encoding, JSON, pickle, zip, struct, EOF, a hostile size) gives 1, anything else is a bug
+    (exit 3, the message says so). With ``--debug`` (or ``ZSA_DEBUG=1``) every error is raised with its
+    traceback instead. A reader that closes stdout early ends the run quietly (exit 141).
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -825,17 +915,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("zsa: error: a command is required (see zsa --help)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="zsa: %(message)s")
+    debug = bool(getattr(args, "debug", False)) or _debug_from_env()
     try:
-        return _COMMANDS[args.command](args)
-    except ZsaError as err:
-        print(f"zsa: error: {err}", file=sys.stderr)
-        return err.exit_code
-    except OSError as err:  # a file system error the checks above did not foresee: one line, not a traceback
-        print(f"zsa: error: {err}", file=sys.stderr)
-        return 1
+        code = _COMMANDS[args.command](args)
+        _flush_stdout()
+        return code
+    except BrokenPipeError:  # the reader of stdout went away (| head): stop quietly, as Unix tools do
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("zsa: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if debug:
+            raise
+        if isinstance(err, ZsaError):
+            _error(str(err))
+            return err.exit_code
+        if isinstance(err, OSError):  # a file system error the checks did not foresee: one line, not a traceback
+            _error(str(err))
+            return 1
+        if isinstance(err, read_error_types()):  # escaped from reading user data without a reader naming it
+            _error(f"cannot read the input data: {describe_read_error(err)} (zsa --debug shows where)")
+            return DataError.exit_code
+        _error(f"internal error, a bug in zsa {__version__}: {describe_read_error(err)}; rerun with "
+               "zsa --debug (or ZSA_DEBUG=1) for the traceback and please report it")
+        return EXIT_BUG
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,9 @@ Format (all integers big-endian), as written by Qt's ``rcc`` (format versions 1,
 - data: ``length u32`` then the bytes. A zlib-compressed file (flag ``0x01``) holds ``qCompress`` output: the
   uncompressed size as ``u32`` then a zlib stream; a zstd-compressed file (flag ``0x04``) holds a zstd frame,
   which needs the optional ``zstandard`` package.
+
+Decompression is bounded: an entry never inflates beyond :data:`MAX_ENTRY_BYTES` (nor, for zlib, beyond the
+size its prefix declares), so a small hostile archive cannot claim gigabytes of memory.
 """
 
 from __future__ import annotations
@@ -26,13 +29,16 @@ from pathlib import Path, PurePosixPath
 
 from .._errors import DataError
 
-__all__ = ["RccEntry", "RccStats", "read_rcc", "extract_rcc", "SOUND_SUFFIXES"]
+__all__ = ["RccEntry", "RccStats", "read_rcc", "extract_rcc", "SOUND_SUFFIXES", "MAX_ENTRY_BYTES"]
 
 log = logging.getLogger(__name__)
 
 FLAG_COMPRESSED = 0x01
 FLAG_DIRECTORY = 0x02
 FLAG_COMPRESSED_ZSTD = 0x04
+
+#: Largest uncompressed size of one entry (zlib and zstd alike): 256 MiB, far above any sound in a game.
+MAX_ENTRY_BYTES = 1 << 28
 
 #: Suffixes :func:`extract_rcc` extracts by default.
 SOUND_SUFFIXES: frozenset[str] = frozenset({".ogg", ".oga", ".wav", ".mp3", ".flac", ".opus"})
@@ -46,6 +52,7 @@ class RccEntry:
     flags: int
     locale: tuple[int, int]  # (country, language)
     blob: bytes  # as stored: compressed when ``flags`` says so
+    archive: str = ""  # the .rcc file it comes from, for messages
 
     @property
     def compression(self) -> str:
@@ -55,24 +62,42 @@ class RccEntry:
             return "zlib"
         return "none"
 
-    def data(self) -> bytes:
-        """The file's bytes, uncompressed. Raises :class:`DataError` when they cannot be decoded."""
+    @property
+    def _where(self) -> str:
+        return f"{self.archive}: rcc entry {self.path!r}" if self.archive else f"rcc entry {self.path!r}"
+
+    def data(self, *, max_bytes: int = MAX_ENTRY_BYTES) -> bytes:
+        """The file's bytes, uncompressed, at most ``max_bytes``.
+
+        Raises :class:`DataError` (naming the archive and entry) when they cannot be decoded or would inflate
+        beyond ``max_bytes`` or, for zlib, beyond the size the entry declares.
+        """
         if self.flags & FLAG_COMPRESSED_ZSTD:
             try:
                 import zstandard
             except ImportError as e:
-                raise DataError(f"rcc entry {self.path!r} is zstd-compressed and 'zstandard' is not installed") from e
-            return zstandard.ZstdDecompressor().decompress(self.blob, max_output_size=1 << 30)
+                raise DataError(f"{self._where} is zstd-compressed and 'zstandard' is not installed") from e
+            try:
+                return zstandard.ZstdDecompressor().decompress(self.blob, max_output_size=max_bytes)
+            except zstandard.ZstdError as e:
+                raise DataError(f"{self._where}: bad or oversized zstd frame (limit {max_bytes} bytes: {e})") from e
         if self.flags & FLAG_COMPRESSED:
             if len(self.blob) < 4:
-                raise DataError(f"rcc entry {self.path!r}: zlib blob shorter than its size prefix")
+                raise DataError(f"{self._where}: zlib blob shorter than its size prefix")
             (size,) = struct.unpack(">I", self.blob[:4])
-            try:
-                out = zlib.decompress(self.blob[4:])
+            if size > max_bytes:
+                raise DataError(f"{self._where}: declares {size} bytes uncompressed, more than the limit of "
+                                f"{max_bytes} bytes")
+            inflater = zlib.decompressobj()
+            try:  # never produce more than one byte beyond the declared size, whatever the stream holds
+                out = inflater.decompress(self.blob[4:], size + 1)
             except zlib.error as e:
-                raise DataError(f"rcc entry {self.path!r}: bad zlib stream ({e})") from e
+                raise DataError(f"{self._where}: bad zlib stream ({e})") from e
+            if len(out) > size:
+                raise DataError(f"{self._where}: inflates to more than the {size} bytes its header declares "
+                                "(stopped there)")
             if len(out) != size:
-                raise DataError(f"rcc entry {self.path!r}: {len(out)} bytes uncompressed, header says {size}")
+                raise DataError(f"{self._where}: {len(out)} bytes uncompressed, header says {size}")
             return out
         return self.blob
 
@@ -140,7 +165,7 @@ def read_rcc(path: str | os.PathLike) -> Iterator[RccEntry]:
             check(do, 4, f"data of {here}")
             n = _u32(buf, do)
             check(do + 4, n, f"data of {here}")
-            yield RccEntry(str(here), flags, (country, language), buf[do + 4 : do + 4 + n])
+            yield RccEntry(str(here), flags, (country, language), buf[do + 4 : do + 4 + n], str(path))
 
     yield from walk(0, None)
 

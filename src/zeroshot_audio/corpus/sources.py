@@ -500,19 +500,35 @@ def list_audio_files(root: Path, *, rcc_dir: Path | None = None, rcc_stats=None)
     When ``rcc_dir`` is given, the ``.rcc`` files under ``root`` are extracted into ``rcc_dir/<rcc name>/``
     (see :func:`zeroshot_audio.corpus.rcc.extract_rcc`) and listed as ``rcc/<rcc name>/<inner path>``;
     ``rcc_stats`` (a :class:`~zeroshot_audio.corpus.rcc.RccStats`) accumulates the extraction counts.
+
+    A symbolic link (to a file, or on the way through a linked folder) whose target lies outside ``root``
+    is not followed: an unpacked package may not read files of the host. Such links, and links that cannot
+    be resolved (loops), are skipped with a warning.
     """
     from .rcc import SOUND_SUFFIXES, extract_rcc
 
     root = Path(root)
+    real_root = root.resolve()
     out: list[tuple[str, Path]] = []
     rccs: list[Path] = []
+    outside: list[str] = []
     for p in sorted(root.rglob("*")):
         if not p.is_file():
+            continue
+        try:
+            inside = p.resolve(strict=True).is_relative_to(real_root)
+        except (OSError, RuntimeError):  # a loop, or a link that vanished
+            inside = False
+        if not inside:
+            outside.append(p.relative_to(root).as_posix())
             continue
         if p.suffix.lower() in AUDIO_SUFFIXES:
             out.append((p.relative_to(root).as_posix(), p))
         elif p.suffix.lower() == ".rcc":
             rccs.append(p)
+    if outside:
+        log.warning("%s: %d symbolic link(s) to files outside the package skipped, e.g. %s", root, len(outside),
+                    outside[0])
     if rcc_dir is not None and rccs:
         names = [r.name for r in rccs]
         if len(set(names)) != len(names):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import DataError, ParameterError, name_some
+from .._errors import DataError, ParameterError, name_some, reads_user_data
 from .._io import csv_text, write_text_atomic
 
 __all__ = ["Event", "Dataset", "read_dataset", "write_dataset", "SPLITS"]
@@ -354,6 +354,7 @@ def _read_events(
     return events
 
 
+@reads_user_data("a dataset directory", DataError)
 def read_dataset(path: str | os.PathLike[str]) -> Dataset:
     """Read and validate a dataset directory.
 
@@ -629,6 +630,7 @@ def write_dataset(
     logger.debug("wrote dataset %s: %d clips", root, n)
 
 
+@reads_user_data("a class list", DataError)
 def read_class_list(path: str | os.PathLike[str]) -> list[str]:
     """Read a class list: one label per line (``#`` comments and blank lines skipped), or a CSV with a
     ``label`` column (such as a ``classes.csv``). Duplicates are an error.

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import ParameterError, StoreError, name_some
+from .._errors import ParameterError, StoreError, name_some, reads_user_data
 from .._io import atomic_path, write_json_atomic, write_text_atomic
 
 try:
@@ -819,6 +819,7 @@ class EmbeddingStore:
         The store is missing, unreadable or inconsistent (e.g. a key in two shards).
     """
 
+    @reads_user_data("an embedding store", StoreError)
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         if not self.path.is_dir():
@@ -875,6 +876,7 @@ class EmbeddingStore:
             f" {_describe(self.meta.identity())})"
         )
 
+    @reads_user_data("a shard of segment embeddings", StoreError, where=lambda a: a["self"]._shard_paths[a["sid"]])
     def _shard(self, sid: int) -> np.ndarray:
         """Return shard ``sid`` memory-mapped (opened lazily, least recently used closed beyond a limit)."""
         arr = self._open.get(sid)
