@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -133,6 +134,15 @@ def _survivors(procs: dict[int, str], wait: float = 5.0) -> list[str]:
     return out
 
 
+def _reap(family: dict[int, str]) -> None:
+    """Kill what is left of a run's processes (the test's own children and grandchildren), after a failure."""
+    table = _proc_table()
+    for pid, start in family.items():
+        if pid in table and table[pid][2] == start:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def _clips(folder: Path, n: int) -> Path:
     """``n`` clips of 36 s (the examples, twice over) as hard links of one file: distinct keys, no disk cost."""
     import soundfile as sf
@@ -172,10 +182,16 @@ def test_sigterm_during_embed_keeps_clips_and_stops_every_process(tmp_path, yamn
     family = _descendants(proc.pid)
     assert len(family) >= 3  # forkserver, resource tracker, workers
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:  # survivors hold the output pipes open
+        pytest.fail(f"zsa embed did not end within 30 s of SIGTERM; still running: {_survivors(family, 0)}")
+    finally:
+        survivors = _survivors(family)
+        _reap(family)
     assert proc.returncode == 143, err[-2000:]
     assert "terminated" in err
-    assert _survivors(family) == []
+    assert survivors == []
     reported = sum("embedded c" in ln for ln in lines + err.splitlines(keepends=True))
     kept = len(open_store(store).keys)
     assert 3 <= kept and kept in (reported, reported + 1) and kept < 40  # every embedded clip was flushed
@@ -190,8 +206,12 @@ def test_sigkill_of_embed_leaves_no_worker_forkserver_or_tracker(tmp_path, yamne
     family = _descendants(proc.pid)
     assert len(family) >= 3
     proc.kill()
-    proc.communicate(timeout=30)
-    assert _survivors(family, wait=5.0) == []
+    proc.wait(timeout=30)
+    survivors = _survivors(family, wait=5.0)
+    _reap(family)
+    proc.stdout.close()
+    proc.stderr.close()
+    assert survivors == []
 
 
 # ------------------------------------------------------------------------------------------------------------
