@@ -10,6 +10,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +33,8 @@ __all__ = [
     "sha256_file",
     "csv_text",
     "decode_text",
+    "escape_surrogates",
+    "unescape_surrogates",
 ]
 
 
@@ -227,3 +230,36 @@ def decode_text(data: bytes, name: str) -> str:
         line = data[: err.start].count(b"\n") + 1
         raise ParameterError(f"{name}: line {line} is not UTF-8 text (byte 0x{data[err.start]:02x}); "
                              "save it as UTF-8") from None
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_BACKSLASH_BEFORE_ESCAPE = re.compile(r"\\(?=x[0-9a-fA-F]{2})")
+_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
+
+
+def escape_surrogates(text: str) -> str:
+    """``text`` printable and valid UTF-8: the undecodable bytes of a file name written as ``\\xNN``.
+
+    A file name that is not valid UTF-8 reaches Python with each undecodable byte as a surrogate escape
+    (U+DC80..U+DCFF, :func:`os.fsdecode`); such text cannot be written as UTF-8. Each one becomes ``\\xNN``
+    (its byte in hex, as Python shows bytes), and a backslash that would read as such an escape becomes
+    ``\\x5c``, so :func:`unescape_surrogates` gives back exactly the original. Other text is unchanged.
+    """
+    if "\\" not in text and not _SURROGATE.search(text):
+        return text
+    text = _BACKSLASH_BEFORE_ESCAPE.sub(r"\\x5c", text)
+    return _SURROGATE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text)
+
+
+def unescape_surrogates(text: str) -> str:
+    """The inverse of :func:`escape_surrogates`."""
+    if "\\x" not in text:
+        return text
+
+    def back(m: re.Match) -> str:
+        byte = int(m.group(1), 16)
+        if byte == 0x5C:
+            return "\\"
+        return chr(0xDC00 + byte) if byte >= 0x80 else m.group()
+
+    return _ESCAPE.sub(back, text)

@@ -30,9 +30,14 @@ is valid audio: see :func:`is_silent` for callers that want to warn.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import re
+import sys
+import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,18 +132,100 @@ def _one_line(err: BaseException) -> str:
     return " ".join(text.split())
 
 
+_STDERR_LOCK = threading.Lock()
+#: What the decoders (libmpg123 through libsndfile) write to stderr when they skip damaged data.
+_DECODER_NOISE = re.compile(r"^(Note|Warning|Error): |^\[src/libmpg123/|^\[.*mpg123.*\] |\b(error|warning): ")
+
+
+@contextlib.contextmanager
+def _native_stderr(path: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Capture what native code writes to file descriptor 2 meanwhile; report the decoder's chatter as one warning.
+
+    libmpg123 (MP3 through libsndfile) prints notes such as ``Note: Illegal Audio-MPEG-Header ... Trying to
+    resync...`` straight to fd 2, around our output and progress bar. They become one logged warning naming
+    the file; other captured text is written back to stderr unchanged.
+    """
+    try:
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        pass
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 at all: nothing to capture
+            yield
+            return
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", "replace")
+    if not text:
+        return
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    noise = [ln for ln in lines if _DECODER_NOISE.search(ln)]
+    other = [ln for ln in lines if not _DECODER_NOISE.search(ln)]
+    if noise:
+        first = noise[0].removeprefix("Note: ").removeprefix("Warning: ")
+        logger.warning("%s: the decoder reported %d problem(s) while %s, the first: %s",
+                       path, len(noise), what, first)
+    if other:
+        try:
+            sys.stderr.write("\n".join(other) + "\n")
+        except (AttributeError, OSError, ValueError):
+            pass
+
+
+def os_reason(err: OSError) -> str:
+    """A short lower-case reason for a failed file system call (``"permission denied"``, ``"symlink loop"``)."""
+    import errno
+
+    if err.errno == errno.ELOOP:
+        return "symlink loop (too many levels of symbolic links)"
+    if err.errno:
+        return os.strerror(err.errno).lower()
+    return _one_line(err)
+
+
+def _file_kind(mode: int) -> str:
+    import stat
+
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
 def _open(path: str | os.PathLike[str]) -> soundfile.SoundFile:
-    """Open ``path`` for reading; AudioError when it is missing or not readable audio."""
+    """Open ``path`` for reading; AudioError when it is missing, not a regular file, or not readable audio."""
+    import stat
+
     import soundfile as sf
 
     p = Path(path)
-    if not p.exists():
-        raise AudioError(f"audio file {path}: no such file")
-    if p.is_dir():
-        raise AudioError(f"audio file {path}: is a directory, not an audio file")
     try:
-        return sf.SoundFile(str(p))
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        raise AudioError(f"audio file {path}: no such file") from None
+    except OSError as err:
+        raise AudioError(f"audio file {path}: cannot be read ({os_reason(err)})") from None
+    if stat.S_ISDIR(mode):
+        raise AudioError(f"audio file {path}: is a directory, not an audio file")
+    if not stat.S_ISREG(mode):  # opening a FIFO would wait for a writer forever
+        raise AudioError(f"audio file {path}: is {_file_kind(mode)}, not a regular file")
+    try:
+        with _native_stderr(path, "opening it"):
+            return sf.SoundFile(os.fsencode(p))  # bytes: names that are not valid UTF-8 open too
     except (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError) as err:
+        try:  # libsndfile says "System error." when the OS refused: name the OS's reason instead
+            with open(p, "rb"):
+                pass
+        except OSError as os_err:
+            raise AudioError(f"audio file {path}: cannot be read ({os_reason(os_err)})") from None
         raise AudioError(f"audio file {path}: not an audio file or unreadable header ({_one_line(err)})") from None
 
 
@@ -211,11 +298,16 @@ def _read_mono(f: soundfile.SoundFile, path: str | os.PathLike[str], block_frame
     announced = f.frames
     pos = 0
     warned_range = False
+    chatty = str(f.format) == "MP3"  # libmpg123 writes its notes on damaged frames to stderr
     while limit is None or pos < limit:
         want = block_frames if limit is None else min(block_frames, limit - pos)
         cut = False
         try:
-            block = f.read(want, dtype="float32", always_2d=True)
+            if chatty:
+                with _native_stderr(path, f"decoding {pos / rate:.2f} s to {(pos + want) / rate:.2f} s"):
+                    block = f.read(want, dtype="float32", always_2d=True)
+            else:
+                block = f.read(want, dtype="float32", always_2d=True)
         except (sf.SoundFileError, RuntimeError, OSError, ValueError) as err:
             block = _salvage_truncated(path, announced, pos, want) if f.format == "FLAC" else None
             if block is None:
@@ -466,7 +558,7 @@ def is_silent(waveform: np.ndarray, *, threshold_db: float = -90.0) -> bool:
 
 
 def find_audio_files(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], *,
-                     recursive: bool = True) -> list[Path]:
+                     recursive: bool = True, errors: list[tuple[Path, str]] | None = None) -> list[Path]:
     """List the audio files named by ``paths``.
 
     A path to a file is kept whatever its extension (the decoder decides whether it is audio); a folder
@@ -480,6 +572,11 @@ def find_audio_files(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike
         Files and folders (a single path is accepted too).
     recursive : bool
         Search sub-folders of the folders given.
+    errors : list, optional
+        Receives ``(folder, reason)`` for each folder that could not be read (its files are missing from the
+        result; a warning is logged either way). Entries of a folder that are not regular files (FIFOs,
+        sockets, devices) are skipped with a warning: opening a FIFO would block. A symlink loop or a dangling
+        link is listed, and the decoder reports it.
 
     Returns
     -------
@@ -490,29 +587,50 @@ def find_audio_files(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike
     ParameterError
         A path does not exist (the message names it).
     """
+    import stat
+
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     found: list[Path] = []
     seen: set[Path] = set()
 
     def add(p: Path) -> None:
-        key = p.resolve()
+        try:
+            key = p.resolve()
+        except (OSError, RuntimeError):  # a symlink loop: listed, and reported when it is decoded
+            key = p.absolute()
         if key not in seen:
             seen.add(key)
             found.append(p)
 
+    def unreadable(err: OSError) -> None:
+        where = Path(err.filename) if err.filename is not None else p
+        logger.warning("%s: folder skipped, it cannot be read (%s)", where, os_reason(err))
+        if errors is not None:
+            errors.append((where, f"folder cannot be read ({os_reason(err)})"))
+
     for item in paths:
         p = Path(item)
-        if not p.exists():
+        if not p.exists() and not p.is_symlink():
             raise ParameterError(f"audio input {item}: no such file or directory")
         if not p.is_dir():
             add(p)
             continue
         in_dir: list[Path] = []
-        for root, dirs, files in os.walk(p):
+        for root, dirs, files in os.walk(p, onerror=unreadable):
             dirs[:] = [] if not recursive else [d for d in dirs if not d.startswith(".")]
-            in_dir.extend(Path(root) / name for name in files
-                          if not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS)
+            for name in files:
+                if name.startswith(".") or os.path.splitext(name)[1].lower() not in AUDIO_EXTENSIONS:
+                    continue
+                f = Path(root) / name
+                try:
+                    mode = os.stat(f).st_mode
+                except OSError:  # dangling link, symlink loop: listed, and reported when it is decoded
+                    mode = stat.S_IFREG
+                if not stat.S_ISREG(mode):  # a FIFO would block the reader forever
+                    logger.warning("%s: skipped, it is %s, not a regular file", f, _file_kind(mode))
+                    continue
+                in_dir.append(f)
         for f in sorted(in_dir, key=lambda q: q.relative_to(p).parts):
             add(f)
     logger.debug("found %d audio file(s) in %d input(s)", len(found), len(paths))

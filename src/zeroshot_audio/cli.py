@@ -2,7 +2,7 @@
 
 ``main(argv)`` is callable from tests and returns the exit code: 0 success, 1 some inputs or data failed,
 2 usage or configuration error, 3 an internal error (a bug: one line, the traceback with ``--debug`` or
-``ZSA_DEBUG=1``, which re-raise every error), 130 interrupted, 141 stdout closed early (``zsa ... | head``,
+``ZSA_DEBUG=1``, which re-raise every error), 130 interrupted, 143 terminated (SIGTERM), 141 stdout closed early (``zsa ... | head``,
 quietly, as a program killed by SIGPIPE). Heavy libraries are imported inside the commands, so ``zsa --help``
 answers at once.
 """
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="zsa", description="Multi-label zero-shot audio tagging with temporal attention.",
                      epilog="exit codes: 0 success, 1 a data error (bad dataset, store, model file or audio), 2 a "
                             "usage or configuration error, 3 an internal error (a bug: rerun with --debug), 130 "
-                            "interrupted. environment: ZSA_DEBUG=1 does what --debug does; ZSA_CACHE_DIR moves "
+                            "interrupted (Ctrl-C), 143 terminated (SIGTERM), 141 stdout closed early. environment: ZSA_DEBUG=1 does what --debug does; ZSA_CACHE_DIR moves "
                             "the model and label cache.")
     parser.add_argument("--version", action="version", version=f"zsa {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -434,7 +434,14 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         _require(args.model, "--model")
     _writable_output(args.events, "--events", directory=False)
     _writable_output(args.plot, "--plot", directory=True)
-    files = find_audio_files(args.audio)
+    from ._errors import DataError
+    from ._io import escape_surrogates as shown_name  # names that are not UTF-8: printed as \xNN
+
+    unreadable: list[tuple[Path, str]] = []  # folders the walk could not read (warned about already)
+    files = find_audio_files(args.audio, errors=unreadable)
+    if not files and unreadable:
+        raise DataError(f"no audio files could be read in {', '.join(args.audio)} "
+                        f"({unreadable[0][0]}: {unreadable[0][1]})")
     if not files:
         raise ParameterError(f"no audio files found in {', '.join(args.audio)}")
     plot_names = dict(zip(files, _plot_names(files))) if args.plot else {}
@@ -455,13 +462,14 @@ def _cmd_tag(args: argparse.Namespace) -> int:
             res = tagger.tag_encoded(f, labels, emb)
         except ZsaError as err:
             failures[str(f)] = str(err)
-            print(f"zsa: failed: {err}", file=sys.stderr)
+            print(f"zsa: failed: {shown_name(str(err))}", file=sys.stderr)
             continue
         finally:
             if bar is not None:
                 bar.update(1)
         if res.peak == 0.0:
-            print(f"zsa: warning: {f}: digitally silent; its scores say nothing about its labels", file=sys.stderr)
+            print(f"zsa: warning: {shown_name(str(f))}: digitally silent; its scores say nothing about its labels",
+                  file=sys.stderr)
         shown = [r for r in res.labels if args.threshold is None or r.probability >= args.threshold]
         shown = shown[: args.top_k] if args.top_k else shown
         if args.format == "json":
@@ -476,9 +484,10 @@ def _cmd_tag(args: argparse.Namespace) -> int:
             print(line, flush=True)
         elif writer:
             for r in shown:
-                writer.writerow([res.file, r.label, f"{r.score:.4f}", f"{r.probability:.4f}"])
+                writer.writerow([shown_name(res.file), r.label, f"{r.score:.4f}", f"{r.probability:.4f}"])
         else:
-            print(f"{res.file}  ({res.duration:.1f} s)      probability  score  label  [when, for likely labels]")
+            print(f"{shown_name(res.file)}  ({res.duration:.1f} s)"
+                  "      probability  score  label  [when, for likely labels]")
             for r in shown:
                 likely = r.probability >= 0.5 * res.labels[0].probability
                 when = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b, _ in r.events[:4]) if likely else ""
@@ -502,7 +511,8 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                            labels=[r.label for r in top], clip_scores=np.array([r.score for r in top]),
                            events=[(a, b, r.label) for r in top for a, b, _ in r.events
                                    if r.probability >= 0.5 * res.labels[0].probability],
-                           waveform=wav, title=Path(f).name, events_caption="detected events (likely labels)")
+                           waveform=wav, title=shown_name(Path(f).name),
+                           events_caption="detected events (likely labels)")
     if bar is not None:
         bar.close()
     if args.events:
@@ -514,10 +524,12 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                   "control character, which a TSV line cannot hold: its events are left out", file=sys.stderr)
         events_rows = [row for row in events_rows if not _tsv_unsafe(row[0])]
         write_text_atomic(args.events, "filename\tonset\toffset\tevent_label\n" + "".join(
-            f"{fn}\t{a:.3f}\t{b:.3f}\t{lab}\n" for fn, a, b, lab in events_rows))
+            f"{shown_name(fn)}\t{a:.3f}\t{b:.3f}\t{lab}\n" for fn, a, b, lab in events_rows))
     if failures:
         print(f"zsa: {len(failures)} of {len(files)} file(s) failed", file=sys.stderr)
-    return 1 if failures else 0
+    if unreadable:
+        print(f"zsa: {len(unreadable)} folder(s) could not be read; their files were not tagged", file=sys.stderr)
+    return 1 if failures or unreadable else 0
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -546,7 +558,13 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         raise ParameterError(f"--embedder: unknown embedder {args.embedder!r} "
                              f"(available: {', '.join(available_embedders())})")
     _writable_output(args.out, "--out", directory=True)
-    items = resolve_inputs(args.inputs)
+    unreadable: list[tuple[Path, str]] = []  # folders the walk could not read (warned about already)
+    items = resolve_inputs(args.inputs, errors=unreadable)
+    if not items and unreadable:
+        from ._errors import DataError
+
+        raise DataError(f"no audio files could be read in {', '.join(args.inputs)} "
+                        f"({unreadable[0][0]}: {unreadable[0][1]})")
     if not items:
         raise ParameterError(f"no audio files found in {', '.join(args.inputs)}")
     summary = embed_to_store(items, args.out, embedder=args.embedder, hop=args.hop, workers=args.workers,
@@ -559,7 +577,9 @@ def _cmd_embed(args: argparse.Namespace) -> int:
               f"(their duration in the store tells them apart), e.g. {summary.padded[0]}", file=sys.stderr)
     _print_failures(summary.failures, args.out)
     print(summary.line() + (f"; failures listed in {Path(args.out) / 'failures.csv'}" if summary.failures else ""))
-    return 1 if summary.failures else 0
+    if unreadable:
+        print(f"zsa: {len(unreadable)} folder(s) could not be read; their files were not embedded", file=sys.stderr)
+    return 1 if summary.failures or unreadable else 0
 
 
 def _cmd_corpus(args: argparse.Namespace) -> int:
@@ -779,8 +799,10 @@ def _default_store(args: argparse.Namespace, embedder: str | None = None) -> Pat
 
 
 def _print_failures(failures: dict[str, str], store: str | Path, *, limit: int = 10) -> None:
+    from ._io import escape_surrogates
+
     for key, reason in list(failures.items())[:limit]:
-        print(f"zsa: failed: {key}: {reason}", file=sys.stderr)
+        print(f"zsa: failed: {escape_surrogates(key)}: {escape_surrogates(reason)}", file=sys.stderr)
     if len(failures) > limit:
         print(f"zsa: ... and {len(failures) - limit} more failures, all listed in {Path(store) / 'failures.csv'}",
               file=sys.stderr)
@@ -896,6 +918,14 @@ def _error(message: str) -> None:
         pass
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C (stores flush, workers stop)."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``zsa`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code.
 
@@ -904,7 +934,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     (bad text encoding, JSON, pickle, zip, struct, EOF, a hostile size) gives 1, anything else is a bug
     (exit 3, the message says so). With ``--debug`` (or ``ZSA_DEBUG=1``) every error is raised with its
     traceback instead. A reader that closes stdout early ends the run quietly (exit 141).
+
+    SIGTERM is handled like SIGINT (Ctrl-C): what was finished is kept (``zsa embed`` flushes every embedded
+    clip to the store, worker processes are stopped) and the exit code is 143 (SIGINT: 130).
     """
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -923,7 +970,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of stdout went away (| head): stop quietly, as Unix tools do
         _silence_stdout()
         return EXIT_BROKEN_PIPE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        if isinstance(err, _Terminated):
+            print("zsa: terminated (SIGTERM)", file=sys.stderr)
+            return 143
         print("zsa: interrupted", file=sys.stderr)
         return 130
     except Exception as err:

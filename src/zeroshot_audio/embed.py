@@ -75,6 +75,8 @@ def embed_file(embedder: Any, path: str | os.PathLike[str], *, block_seconds: fl
     total = 0  # samples read so far
     peak = 0.0
     for block in stream_audio(path, sample_rate=embedder.sample_rate, block_seconds=block_seconds):
+        if _WORKER_STOP is not None and _WORKER_STOP.is_set():
+            raise _Stopped(f"{path}: interrupted")
         total += block.shape[0]
         if block.size:
             peak = max(peak, float(np.abs(block).max()))
@@ -111,25 +113,30 @@ def embed_file(embedder: Any, path: str | os.PathLike[str], *, block_seconds: fl
     return out
 
 
-def resolve_inputs(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, Path]]:
+def resolve_inputs(paths: Sequence[str | os.PathLike[str]], *,
+                   errors: list[tuple[Path, str]] | None = None) -> list[tuple[str, Path]]:
     """``(key, file)`` pairs for dataset directories, folders and files.
 
     A dataset directory (one holding ``clips.csv``) gives its clips, keyed by their ``filename``; another
     folder gives the audio files below it, keyed by their path relative to the folder; a file is keyed by
-    its name. Two inputs with one key are an error.
+    its name. Two inputs with one key are an error. Folders are walked by
+    :func:`zeroshot_audio.audio.find_audio_files`: entries that are not regular files are skipped with a
+    warning, and ``errors`` (when given) receives ``(folder, reason)`` for each folder that cannot be read.
+    A file name that is not valid UTF-8 gives a key holding surrogate escapes (:func:`os.fsdecode`), which
+    the store keeps exactly.
     """
     from .audio import find_audio_files
     from .data.dataset import read_dataset
 
     out: list[tuple[str, Path]] = []
     for p in map(Path, paths):
-        if not p.exists():
+        if not p.exists() and not p.is_symlink():
             raise ParameterError(f"{p}: no such file or directory")
         if p.is_dir() and (p / "clips.csv").is_file():
             ds = read_dataset(p)
             out.extend((f, p / f) for f in ds.filenames)
         elif p.is_dir():
-            out.extend((f.relative_to(p).as_posix(), f) for f in find_audio_files([p]))
+            out.extend((f.relative_to(p).as_posix(), f) for f in find_audio_files([p], errors=errors))
         else:
             out.append((p.name, p))
     seen: dict[str, Path] = {}
@@ -144,6 +151,11 @@ def resolve_inputs(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, P
 # ------------------------------------------------------------------------------------------- workers
 
 _WORKER_EMBEDDER: Any = None
+_WORKER_STOP: Any = None  # in a worker process: an Event the parent sets to stop the file in progress
+
+
+class _Stopped(Exception):
+    """The parent asked this worker to stop (an interrupt): the file in progress is given up."""
 
 
 def _make_embedder(embedder: Any, options: dict[str, Any]) -> Any:
@@ -158,6 +170,65 @@ def _make_embedder(embedder: Any, options: dict[str, Any]) -> Any:
 def _init_worker(embedder: Any, options: dict[str, Any]) -> None:
     global _WORKER_EMBEDDER
     _WORKER_EMBEDDER = _make_embedder(embedder, options)
+
+
+def _exit_with_parent() -> None:
+    """In a worker process: exit as soon as the process that started the pool is gone, even after SIGKILL.
+
+    A forkserver worker is the forkserver's child, so neither PR_SET_PDEATHSIG nor the parent pid reach the
+    main process; its sentinel (a pipe the main process holds open) does: it becomes readable when the main
+    process ends, however it ends. Once the workers are gone the forkserver and the resource tracker see
+    their last client close and exit too.
+    """
+    import multiprocessing as mp
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = mp.parent_process()
+    if parent is None or getattr(parent, "sentinel", None) is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="zsa-parent-watch", daemon=True).start()
+
+
+def _init_pool_worker(embedder: Any, options: dict[str, Any], stop: Any) -> None:
+    """Initializer of a worker process: the parent handles interrupts and stops the workers itself."""
+    import signal
+
+    global _WORKER_STOP
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    _WORKER_STOP = stop
+    _exit_with_parent()
+    _init_worker(embedder, options)
+
+
+def _stop_pool(pool: Any, stop: Any, timeout: float = 10.0) -> None:
+    """Stop a ProcessPoolExecutor at once: cancel what waits, stop the files in progress, reap the workers.
+
+    The workers give up their file at the next chunk (``stop`` is set) and exit between tasks, so no result
+    message is cut in half (a worker killed while sending one leaves the pool's manager thread, and the
+    interpreter exit that joins it, waiting forever). A worker still running after ``timeout`` is killed.
+    """
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    results = getattr(pool, "_result_queue", None)  # shutdown() drops these references: take them first
+    log.info("stopping %d worker process(es)", len(procs))
+    stop.set()
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + timeout
+    killed = False
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join(1.0)
+            killed = True
+    writer = getattr(results, "_writer", None)
+    if killed and writer is not None:  # a half-sent result: our copy of the pipe's write end is the last one
+        writer.close()  # (we never write to it): closing it gives the manager thread end-of-file
 
 
 def _embed_task(key: str, path: str, block_seconds: float):
@@ -191,8 +262,10 @@ def embed_inputs(
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(embedder, options)) as pool:
+    stop = ctx.Event()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_pool_worker,
+                               initargs=(embedder, options, stop))
+    try:
         todo = iter(items)
         running = set()
         for key, path in todo:  # keep a bounded number of files in flight
@@ -206,6 +279,10 @@ def embed_inputs(
                 nxt = next(todo, None)
                 if nxt is not None:
                     running.add(pool.submit(_embed_task, nxt[0], str(nxt[1]), block_seconds))
+    except BaseException:  # an interrupt (SIGINT, SIGTERM) or the consumer closing us: stop the workers now
+        _stop_pool(pool, stop)
+        raise
+    pool.shutdown(wait=True)
 
 
 def embed_to_store(
@@ -253,15 +330,17 @@ def embed_to_store(
 
             bar = tqdm(total=len(todo), unit="file", desc="embedding",
                        disable=None if progress is None else not progress)
+        results = embed_inputs(todo, embedder=embedder, options=options, workers=workers,
+                               block_seconds=block_seconds)
         try:
-            for key, result, error in embed_inputs(todo, embedder=embedder, options=options, workers=workers,
-                                                   block_seconds=block_seconds):
+            for key, result, error in results:
                 if error is not None:
                     writer.add_failure(key, error)
                     summary.failures[key] = error
-                    log.warning("%s", error)
+                    log.debug("failed: %s", error)  # the caller reports summary.failures (once)
                 else:
                     writer.add(key, result.embeddings, duration=result.duration)
+                    log.info("embedded %s (%d segments)", key, result.embeddings.shape[0])
                     summary.n_embedded += 1
                     summary.audio_seconds += result.duration
                     if result.peak == 0.0:
@@ -270,7 +349,8 @@ def embed_to_store(
                         summary.padded.append(key)
                 if bar is not None:
                     bar.update(1)
-        finally:
+        finally:  # on an interrupt: workers stopped first, then the writer flushes every clip received
+            results.close()
             if bar is not None:
                 bar.close()
     summary.seconds = time.perf_counter() - start

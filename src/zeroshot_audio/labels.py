@@ -380,8 +380,11 @@ class MiniLMLabelEncoder(LabelEncoder):
 
     def _encode_onnx(self, texts: list[str], graph: Path) -> np.ndarray:
         if self._session is None:
-            import onnxruntime as ort
             import tokenizers
+
+            from ._ort import import_onnxruntime
+
+            ort = import_onnxruntime()
 
             tok = tokenizers.Tokenizer.from_file(str(self.path / "tokenizer.json"))
             tok.enable_truncation(self.max_length)

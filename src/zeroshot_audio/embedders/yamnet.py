@@ -261,8 +261,9 @@ class YamnetEmbedder(Embedder):
         if self._session is None:
             with self._lock:
                 if self._session is None:
-                    import onnxruntime as ort
+                    from .._ort import import_onnxruntime
 
+                    ort = import_onnxruntime()
                     opts = ort.SessionOptions()
                     opts.intra_op_num_threads = self.threads
                     opts.inter_op_num_threads = 1
