@@ -2,9 +2,9 @@
 
 ``main(argv)`` is callable from tests and returns the exit code: 0 success, 1 some inputs or data failed,
 2 usage or configuration error, 3 an internal error (a bug: one line, the traceback with ``--debug`` or
-``ZSA_DEBUG=1``, which re-raise every error), 130 interrupted, 143 terminated (SIGTERM), 141 stdout closed early (``zsa ... | head``,
-quietly, as a program killed by SIGPIPE). Heavy libraries are imported inside the commands, so ``zsa --help``
-answers at once.
+``ZSA_DEBUG=1``, which re-raise every error), 130 interrupted, 143 terminated (SIGTERM), 141 stdout closed
+early (``zsa ... | head``, quietly, as a program killed by SIGPIPE). Heavy libraries are imported inside the
+commands, so ``zsa --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="zsa", description="Multi-label zero-shot audio tagging with temporal attention.",
                      epilog="exit codes: 0 success, 1 a data error (bad dataset, store, model file or audio), 2 a "
                             "usage or configuration error, 3 an internal error (a bug: rerun with --debug), 130 "
-                            "interrupted (Ctrl-C), 143 terminated (SIGTERM), 141 stdout closed early. environment: ZSA_DEBUG=1 does what --debug does; ZSA_CACHE_DIR moves "
+                            "interrupted (Ctrl-C), 143 terminated (SIGTERM), 141 stdout closed early. "
+                            "environment: ZSA_DEBUG=1 does what --debug does; ZSA_CACHE_DIR moves "
                             "the model and label cache.")
     parser.add_argument("--version", action="version", version=f"zsa {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
