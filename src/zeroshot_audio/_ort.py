@@ -5,7 +5,7 @@ writes a device id and an event queue under ``~/.cache/Microsoft/DeveloperTools/
 process has run for about 14 s, looks up ``mobile.events.data.microsoft.com`` every few seconds. Only the
 environment variable ``ORT_DISABLE_TELEMETRY=1``, set before the native library loads, stops both;
 ``onnxruntime.disable_telemetry_events()`` alone does not stop the lookups. Every import of onnxruntime in
-this package goes through :func:`import_onnxruntime` (``tests/test_hostile_inputs.py`` checks it from outside
+this package goes through :func:`import_onnxruntime` (``tests/test_hostile_processes.py`` checks it from outside
 the process, with strace).
 """
 
