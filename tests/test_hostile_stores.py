@@ -357,7 +357,8 @@ def test_tfrecord_huge_length_field_is_one_line_error(tmp_path, capsys, length, 
 
 def _model(tag: str):
     from zeroshot_audio.checkpoint import TrainedModel
-    from zeroshot_audio.model import ModelConfig, ZeroShotModel
+    from zeroshot_audio.model import ModelConfig
+    from zeroshot_audio.train.network import ZeroShotModel
 
     return TrainedModel(model=ZeroShotModel(ModelConfig(audio_dim=8, text_dim=4, dim=4)), classes=["a", "b"],
                         class_embeddings=np.eye(2, 4), embedder=META.identity(),

@@ -41,7 +41,8 @@ _EXPORTS = {
     "class_matrix": ".labels",
     # model, training, evaluation
     "ModelConfig": ".model",
-    "ZeroShotModel": ".model",
+    "NumpyModel": ".model",
+    "ZeroShotModel": ".train.network",
     "TrainOptions": ".training",
     "ClipSet": ".training",
     "fit": ".training",
@@ -86,6 +87,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data.synthetic import make_synthetic
     from .labels import LabelEncoder, available_label_encoders, class_matrix, get_label_encoder
     from .metrics import evaluate_scores
-    from .model import ModelConfig, ZeroShotModel
+    from .model import ModelConfig, NumpyModel
     from .tagging import Tagger, TagResult, load_model
+    from .train.network import ZeroShotModel
     from .training import ClipSet, TrainOptions, fit, predict

@@ -2,14 +2,20 @@
 
 A model directory holds ``config.json`` (format version, model config, class list, the identity of the
 embedder whose segment embeddings it reads and of the label encoder whose space its classes live in,
-training information), ``weights.pt`` (a plain state dict, loaded with ``weights_only=True``) and
+training information), ``weights.npz`` (the parameters by state-dict name, float32 arrays written with
+``np.savez`` and read with ``allow_pickle=False``, so reading them never runs code) and
 ``class_embeddings.npy`` (the label embeddings of its classes, ``[C, Ds]``). It is written to a temporary
 directory and renamed, so a crash never leaves a partial model.
+
+Directories written by older versions hold ``weights.pt`` (a torch state dict) instead of ``weights.npz``: they are
+read through torch (``weights_only=True``) when torch is installed, and converted for good with
+``python -m zeroshot_audio.train.convert DIR``. Reading a model and scoring with it never imports torch.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import warnings
@@ -21,12 +27,16 @@ import numpy as np
 
 from ._errors import CheckpointError, ParameterError, name_some, reads_user_data
 from ._io import atomic_dir, recover_dir
-from .model import ModelConfig, ZeroShotModel
+from .model import ModelConfig, NumpyModel, parameter_shapes, params_mismatch
 
-__all__ = ["TrainedModel", "CHECKPOINT_FORMAT"]
+__all__ = ["TrainedModel", "CHECKPOINT_FORMAT", "WEIGHTS", "OLD_WEIGHTS"]
+
+log = logging.getLogger(__name__)
 
 #: Bumped when the layout of a model directory changes incompatibly.
 CHECKPOINT_FORMAT = 1
+#: The weights of a model directory (numpy's .npz), and those of directories written before 0.2 (torch).
+WEIGHTS, OLD_WEIGHTS = "weights.npz", "weights.pt"
 
 
 def _json_type(value: Any) -> str:
@@ -79,7 +89,9 @@ class TrainedModel:
 
     Attributes
     ----------
-    model : ZeroShotModel
+    model : NumpyModel
+        The parameters and the numpy forward. A torch ``ZeroShotModel`` (what training returns) is accepted
+        too and converted to numpy parameters on creation; :meth:`torch_model` gives a torch module back.
     classes : list of str
         The classes it was trained on, in the order of ``class_embeddings``.
     class_embeddings : np.ndarray [C, Ds]
@@ -92,7 +104,7 @@ class TrainedModel:
         Training options, history and anything else worth keeping.
     """
 
-    model: ZeroShotModel
+    model: NumpyModel
     classes: list[str]
     class_embeddings: np.ndarray
     embedder: dict[str, Any]
@@ -100,6 +112,13 @@ class TrainedModel:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.model, NumpyModel):
+            if not callable(getattr(self.model, "state_dict", None)) or not isinstance(
+                    getattr(self.model, "config", None), ModelConfig):
+                raise ParameterError(f"model must be a NumpyModel or a ZeroShotModel, got {type(self.model).__name__}")
+            from .train.network import state_dict_to_numpy
+
+            self.model = NumpyModel(self.model.config, state_dict_to_numpy(self.model.state_dict()))
         self.class_embeddings = np.asarray(self.class_embeddings, dtype=np.float32)
         if self.class_embeddings.shape != (len(self.classes), self.model.config.text_dim):
             raise ParameterError(
@@ -111,11 +130,23 @@ class TrainedModel:
     def config(self) -> ModelConfig:
         return self.model.config
 
+    def torch_model(self) -> Any:
+        """A new torch :class:`~zeroshot_audio.train.network.ZeroShotModel` holding these parameters, in
+        evaluation mode (to fine-tune or inspect it with torch; needs the ``[train]`` extra)."""
+        try:
+            from .train.network import ZeroShotModel, numpy_to_state_dict
+        except ImportError as err:
+            from ._errors import MissingDependencyError
+
+            raise MissingDependencyError("TrainedModel.torch_model needs torch: pip install "
+                                         "'zeroshot-audio[train]'") from err
+        model = ZeroShotModel(self.config)
+        model.load_state_dict(numpy_to_state_dict(self.model.params))
+        return model.eval()
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model directory at ``path`` (atomically replacing an existing model directory; any other
         non-empty directory is refused)."""
-        import torch
-
         path = Path(path)
         if path.is_dir() and any(path.iterdir()) and not (path / "config.json").is_file():
             raise CheckpointError(f"{path}: exists and is not a model directory (refusing to replace it)")
@@ -128,7 +159,8 @@ class TrainedModel:
             "info": self.info,
         }
         with atomic_dir(path) as tmp:
-            torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, tmp / "weights.pt")
+            with open(tmp / WEIGHTS, "wb") as f:
+                np.savez(f, **self.model.params)
             np.save(tmp / "class_embeddings.npy", self.class_embeddings)
             (tmp / "config.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         return path
@@ -139,22 +171,23 @@ class TrainedModel:
         """Read a model directory written by :meth:`save`.
 
         Every part is checked as it is read, and a problem is a :class:`CheckpointError` of one line naming the
-        file (and the field of ``config.json``): wrong JSON types, weights that are not a state dict of tensors
-        or do not fit the config, NaN or infinite weights, class embeddings or calibration parameters.
+        file (and the field of ``config.json``): wrong JSON types, weights that are not an archive of float
+        arrays or do not fit the config, NaN or infinite weights, class embeddings or calibration parameters.
+        A directory written by an older version (``weights.pt``) is read through torch when it is installed; without
+        torch it is a :class:`CheckpointError` saying how to convert it.
         """
-        import torch
-
         path = Path(path)
         if recover_dir(path):  # a replacement of this model was killed half-way: the old model is back
-            import logging
-
-            logging.getLogger(__name__).warning("%s: restored the model that an interrupted save had moved aside", path)
+            log.warning("%s: restored the model that an interrupted save had moved aside", path)
         if not path.is_dir():
             raise CheckpointError(f"{path}: not a model directory (it does not exist or is not a directory)")
-        for name in ("config.json", "weights.pt", "class_embeddings.npy"):
+        weights = path / WEIGHTS
+        if not weights.is_file() and (path / OLD_WEIGHTS).is_file():
+            weights = path / OLD_WEIGHTS
+        for name in ("config.json", weights.name, "class_embeddings.npy"):
             if not (path / name).is_file():
                 raise CheckpointError(f"{path}: incomplete model directory, {name} is missing")
-        cfg_path, weights, npy = path / "config.json", path / "weights.pt", path / "class_embeddings.npy"
+        cfg_path, npy = path / "config.json", path / "class_embeddings.npy"
         try:
             doc = json.loads(cfg_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
@@ -171,26 +204,20 @@ class TrainedModel:
             config = ModelConfig.from_dict(doc["model_config"])
         except ParameterError as err:
             raise CheckpointError(f"{cfg_path}: field model_config: {err}") from None
-        model = ZeroShotModel(config)
-        try:
-            with warnings.catch_warnings():  # torch warns about the pickle protocol of some garbage, over lines
-                warnings.simplefilter("ignore")
-                state = torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception:  # torch raises pickle, zip, EOF and runtime errors for a file it cannot read
-            raise CheckpointError(f"{weights}: not a zeroshot-audio weights file (not a saved state dict of "
-                                  "tensors: empty, truncated or another kind of file)") from None
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise CheckpointError(f"{weights}: not a zeroshot-audio weights file (it holds a "
-                                  f"{type(state).__name__}, not a state dict of tensors)")
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            msg = " ".join(str(err).split())[:300]
+        if weights.name == WEIGHTS:
+            params = _read_npz(weights, config)
+        else:
+            params = _read_old_weights(weights)
+            log.info("%s: read the weights.pt of an older zeroshot-audio through torch; convert it once with "
+                     "`python -m zeroshot_audio.train.convert %s` to load it without torch", path, path)
+        problem = params_mismatch(parameter_shapes(config), {k: v.shape for k, v in params.items()})
+        if problem:
             raise CheckpointError(f"{weights}: the weights do not fit the model_config of {cfg_path.name} "
-                                  f"({msg})") from None
-        bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+                                  f"({problem})")
+        bad = [k for k, v in params.items() if not np.isfinite(v).all()]
         if bad:
             raise CheckpointError(f"{weights}: non-finite values (NaN or infinity) in {name_some(bad)}")
+        model = NumpyModel(config, params)
         try:
             class_emb = np.load(npy, allow_pickle=False)
         except (OSError, ValueError, EOFError):
@@ -203,7 +230,7 @@ class TrainedModel:
                                   + (f" (class {doc['classes'][row]!r})" if row < len(doc["classes"]) else ""))
         try:
             trained = cls(
-                model=model.eval(),
+                model=model,
                 classes=list(doc["classes"]),
                 class_embeddings=class_emb,
                 embedder=dict(doc["embedder"]),
@@ -239,9 +266,87 @@ class TrainedModel:
         return class_matrix(label_encoder_from_identity(enc), labels, descriptions=descriptions,
                             text=enc.get("text", "name"), templates=enc.get("templates", "none"))
 
-    def scores(self, store: Any, rows: np.ndarray, class_emb: np.ndarray | None = None, **kw: Any) -> np.ndarray:
-        """Clip scores ``[N, C]`` of store rows for ``class_emb`` (default: the model's own classes)."""
-        from .training import predict
+    def scores(self, store: Any, rows: np.ndarray, class_emb: np.ndarray | None = None, *, batch_size: int = 256,
+               device: Any = None) -> np.ndarray:
+        """Clip scores ``[N, C]`` of store rows for ``class_emb [C, Ds]`` (default: the model's own classes).
 
+        Computed in numpy (:meth:`NumpyModel.scores`); ``device`` is accepted for compatibility and ignored.
+        """
         emb = self.class_embeddings if class_emb is None else class_emb
-        return predict(self.model, store, rows, emb, **kw)
+        return self.model.scores(store, rows, emb, batch_size=batch_size)
+
+    def segments(self, store: Any, rows: np.ndarray, class_emb: np.ndarray | None = None, *,
+                 batch_size: int = 256) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per clip ``(segment_scores [T_i, C], attention [T_i, C], clip_scores [C])`` of store rows."""
+        emb = self.class_embeddings if class_emb is None else class_emb
+        return self.model.segments(store, rows, emb, batch_size=batch_size)
+
+
+def _not_weights(weights: Path, why: str) -> CheckpointError:
+    return CheckpointError(f"{weights}: not a zeroshot-audio weights file ({why})")
+
+
+def _read_npz(weights: Path, config: ModelConfig) -> dict[str, np.ndarray]:
+    """The arrays of ``weights.npz`` (float32), read without pickle; names and shapes are checked from the array
+    headers before any data is read, so a hostile file cannot make a large allocation."""
+    import zipfile
+
+    from ._errors import read_error_types
+
+    expected = parameter_shapes(config)
+    errors = (*read_error_types(), OSError, ValueError, KeyError)
+    try:
+        archive = np.load(weights, allow_pickle=False)
+    except errors:
+        raise _not_weights(weights, "not an .npz archive of arrays: empty, truncated or another kind of file") \
+            from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise _not_weights(weights, "a single array, not an .npz archive of named arrays")
+    with archive:
+        try:
+            headers = {}
+            for name in archive.files:
+                if name not in expected:
+                    continue
+                with archive.zip.open(name + ".npy") as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read_header is None:
+                        raise _not_weights(weights, f"{name}: .npy format version {version} is not read")
+                    headers[name] = read_header(f)
+            problem = params_mismatch(expected, {k: headers[k][0] if k in headers else () for k in archive.files})
+            if problem:
+                raise CheckpointError(f"{weights}: the weights do not fit the model_config of config.json ({problem})")
+            for name, (_, _, dtype) in headers.items():
+                if dtype.kind != "f":
+                    raise _not_weights(weights, f"{name} holds {dtype} values, not floating-point numbers")
+            return {name: np.asarray(archive[name], dtype=np.float32) for name in expected}
+        except CheckpointError:
+            raise
+        except (*errors, zipfile.LargeZipFile) as err:
+            from ._errors import describe_read_error
+
+            raise _not_weights(weights, f"damaged archive: {describe_read_error(err)}") from None
+
+
+def _read_old_weights(weights: Path) -> dict[str, np.ndarray]:
+    """The state dict of a ``weights.pt`` written by an older version, through torch (``weights_only=True``)."""
+    try:
+        import torch
+    except ImportError:
+        path = weights.parent
+        raise CheckpointError(
+            f"{path}: written by an older version of zeroshot-audio (weights.pt, a torch file); converting it needs "
+            f"torch once: pip install 'zeroshot-audio[train]', then python -m zeroshot_audio.train.convert {path}"
+        ) from None
+    try:
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of some garbage, over lines
+            warnings.simplefilter("ignore")
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises pickle, zip, EOF and runtime errors for a file it cannot read
+        raise _not_weights(weights, "not a saved state dict of tensors: empty, truncated or another kind of file") \
+            from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise _not_weights(weights, f"it holds a {type(state).__name__}, not a state dict of tensors")
+    return {str(k): v.detach().cpu().to(torch.float32).numpy() for k, v in state.items()}

@@ -207,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "val", "test", "all"),
                    help="clips to score (default: test when DATA has a split, else all)")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="write metrics and per-class AP as JSON")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="accepted for compatibility: scoring runs on the CPU in numpy")
 
     p = sub.add_parser("plot", help="draw a clip's attention over time for some labels (PNG)",
                        description="Draw, for a clip of DATA and some labels, the strong labels (events.tsv) above the "
@@ -715,7 +716,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from ._io import write_json_atomic
     from .metrics import evaluate_scores
-    from .training import resolve_device
 
     _writable_output(args.json_out, "--json", directory=False)
     trained, dataset, store = _model_data_store(args)
@@ -736,7 +736,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise ParameterError(f"{args.data}: no clips in split {split!r}")
     rows = store.index_of([dataset.filenames[i] for i in ids])
     y = dataset.label_matrix(classes)[ids]
-    scores = trained.scores(store, rows, emb, device=resolve_device(args.device))
+    scores = trained.scores(store, rows, emb)
     result = evaluate_scores(y, scores, classes)
     result["split"] = split
     if args.json_out:
@@ -750,7 +750,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from .plots import plot_attention
     from .temporal import frame_timestamps
-    from .training import predict_segments
 
     _writable_output(args.out, "--out", directory=False)
     trained, dataset, store = _model_data_store(args)
@@ -762,7 +761,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         raise ParameterError(f"--clip {args.clip!r} has no labels: name some with --labels")
     emb = trained.label_embeddings(labels, descriptions=dataset.descriptions)
     row = store.index_of([args.clip])
-    seg, att, clip = predict_segments(trained.model, store, row, emb)[0]
+    seg, att, clip = trained.segments(store, row, emb)[0]
     stamps = frame_timestamps(len(seg), float(store.meta.hop), float(store.durations[row[0]]))
     wav = None
     if args.waveform:

@@ -14,6 +14,10 @@ Mean pooling (the paper's baseline) projects the mean of the segment embeddings;
 best segment score. All classes are scored at once by matrix products; there is no loop over classes or
 segments. ``psi_a`` starts at zero, so attention starts uniform: the model begins as an average of segment
 scores and learns where to deviate.
+
+This module is the inference core: :class:`NumpyModel` runs the forward in numpy from the parameters of a
+model directory (``weights.npz``). The torch module that is trained, with the same parameter names and the
+same forward, is :class:`zeroshot_audio.train.network.ZeroShotModel` (needs the ``[train]`` extra).
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-import torch
-from torch import nn
+import numpy as np
 
 from ._errors import ParameterError
 
-__all__ = ["ModelConfig", "ModelOutput", "ZeroShotModel", "POOLINGS", "PROJECTIONS", "ATTENTIONS"]
+__all__ = [
+    "ModelConfig", "NumpyModel", "NumpyOutput", "parameter_shapes", "params_mismatch", "POOLINGS", "PROJECTIONS",
+    "ATTENTIONS",
+]
 
 POOLINGS = ("attention", "mean", "max")
 PROJECTIONS = ("linear", "mlp")
@@ -37,7 +43,7 @@ ATTENTIONS = ("separate", "shared")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of a :class:`ZeroShotModel`, saved beside its weights.
+    """Architecture of the model (:class:`NumpyModel`, and ``ZeroShotModel`` in training), saved beside its weights.
 
     Parameters
     ----------
@@ -118,119 +124,209 @@ class ModelConfig:
         return cls(**d)
 
 
-class ModelOutput(NamedTuple):
-    clip_scores: torch.Tensor  # [B, C]
-    segment_scores: torch.Tensor | None  # [B, T, C]
-    attention: torch.Tensor | None  # [B, T, C]
+
+def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The parameters a model of ``config`` has: state-dict name -> shape (the arrays of ``weights.npz``)."""
+    branches = 2 if config.separate_attention else 1
+    out = config.dim * branches
+    shapes: dict[str, tuple[int, ...]] = {"audio_mean": (config.audio_dim,), "audio_scale": (config.audio_dim,)}
+    if config.projection == "linear":
+        shapes.update({"audio_proj.weight": (out, config.audio_dim), "audio_proj.bias": (out,)})
+    else:
+        shapes.update({"audio_proj.0.weight": (config.hidden, config.audio_dim), "audio_proj.0.bias": (config.hidden,),
+                       "audio_proj.2.weight": (out, config.hidden), "audio_proj.2.bias": (out,)})
+    n_text = out if config.text_projection == "linear" else config.dim * (branches - 1)
+    if n_text:
+        shapes.update({"text_proj.weight": (n_text, config.text_dim), "text_proj.bias": (n_text,)})
+    return shapes
 
 
-class ZeroShotModel(nn.Module):
-    """Scores every (clip, class) pair through the shared space; see the module docstring."""
+class NumpyOutput(NamedTuple):
+    """What :meth:`NumpyModel.forward` returns (float32 arrays)."""
 
-    def __init__(self, config: ModelConfig):
-        super().__init__()
+    clip_scores: np.ndarray  # [B, C]
+    segment_scores: np.ndarray | None  # [B, T, C]
+    attention: np.ndarray | None  # [B, T, C]
+
+
+class SegmentSource(Protocol):
+    """What scoring needs of a store: padded batches ``(x [B, T, Da], mask [B, T])`` of segment embeddings by row."""
+
+    def batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class NumpyModel:
+    """The forward of the zero-shot model in numpy (see the module docstring), for inference without torch.
+
+    Parameters
+    ----------
+    config : ModelConfig
+    params : dict of str to np.ndarray
+        The parameters by state-dict name (:func:`parameter_shapes`): ``audio_mean``/``audio_scale [Da]``
+        (the standardisation of the inputs), ``audio_proj.*`` (``theta``, and ``theta_a`` stacked below it),
+        ``text_proj.*`` (``psi``, and ``psi_a``). Kept as float32 in :attr:`params`; names or shapes that do
+        not fit ``config`` are a :class:`ParameterError`.
+    """
+
+    def __init__(self, config: ModelConfig, params: dict[str, np.ndarray]):
+        expected = parameter_shapes(config)
+        problem = params_mismatch(expected, {k: np.shape(v) for k, v in params.items()})
+        if problem:
+            raise ParameterError(f"the parameters do not fit the model config ({problem})")
         self.config = config
-        branches = 2 if config.separate_attention else 1
-        d = config.dim
-        if config.projection == "linear":
-            self.audio_proj: nn.Module = nn.Linear(config.audio_dim, d * branches)
-        else:
-            self.audio_proj = nn.Sequential(
-                nn.Linear(config.audio_dim, config.hidden), nn.Tanh(), nn.Linear(config.hidden, d * branches)
-            )
-        n_text = d * branches if config.text_projection == "linear" else d * (branches - 1)
-        self.text_proj = nn.Linear(config.text_dim, n_text) if n_text else None
-        if branches == 2:  # psi_a = 0: uniform attention at the start
-            with torch.no_grad():
-                self.text_proj.weight[n_text - d :].zero_()
-                self.text_proj.bias[n_text - d :].zero_()
-        self.dropout = nn.Dropout(config.dropout)
-        # per-dimension standardisation of the audio embeddings, fitted on training data
-        self.register_buffer("audio_mean", torch.zeros(config.audio_dim))
-        self.register_buffer("audio_scale", torch.ones(config.audio_dim))
+        self.params = {k: np.ascontiguousarray(params[k], dtype=np.float32) for k in expected}
+        p = self.params
+        first = "audio_proj.weight" if config.projection == "linear" else "audio_proj.0.weight"
+        # the standardisation folded into the first linear layer, as the torch module does it (float32)
+        weight = p[first] * p["audio_scale"]  # [out, Da]
+        self._w1 = np.ascontiguousarray(weight.T)  # [Da, out]
+        self._b1 = p[first.replace("weight", "bias")] - weight @ p["audio_mean"]
+        if config.projection == "mlp":
+            self._w2 = np.ascontiguousarray(p["audio_proj.2.weight"].T)
+            self._b2 = p["audio_proj.2.bias"]
 
-    @torch.no_grad()
-    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Standardise inputs with these per-dimension statistics ``[Da]`` (zero std is treated as 1)."""
-        std = torch.as_tensor(std, dtype=torch.float32)
-        self.audio_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
-        self.audio_scale.copy_(1.0 / torch.where(std > 1e-6, std, torch.ones_like(std)))
+    def project_audio(self, x: np.ndarray) -> np.ndarray:
+        """``theta`` (and ``theta_a``) of standardised inputs: ``[..., Da] -> [..., D * branches]``."""
+        lead = x.shape[:-1]
+        h = x.reshape(-1, x.shape[-1]) @ self._w1 + self._b1
+        if self.config.projection == "mlp":
+            h = np.tanh(h) @ self._w2 + self._b2
+        return h.reshape(*lead, h.shape[-1])
 
-    def project_audio(self, x: torch.Tensor) -> torch.Tensor:
-        """``theta`` (and ``theta_a``) of standardised inputs: ``[..., Da] -> [..., D * branches]``.
+    def encode_classes(self, class_emb: np.ndarray) -> np.ndarray:
+        """``psi(phi)`` (and ``psi_a(phi)``) for every class: ``[C, Ds] -> [C, D * branches]``."""
+        if "text_proj.weight" in self.params:
+            proj = class_emb @ self.params["text_proj.weight"].T + self.params["text_proj.bias"]
+            return proj if self.config.text_projection == "linear" else np.concatenate([class_emb, proj], axis=1)
+        return class_emb
 
-        The standardisation is folded into the first linear layer, so it costs nothing per segment.
-        """
-        if isinstance(self.audio_proj, nn.Linear):
-            first, rest = self.audio_proj, None
-        else:
-            first, rest = self.audio_proj[0], self.audio_proj[1:]
-        weight = first.weight * self.audio_scale  # [out, Da]
-        bias = first.bias - weight @ self.audio_mean
-        h = nn.functional.linear(x, weight, bias)
-        return h if rest is None else rest(h)
-
-    def encode_classes(self, class_emb: torch.Tensor) -> torch.Tensor:
-        """``psi(phi)`` (and ``psi_a(phi)``) for every class: ``[C, D * branches]``."""
-        if self.config.text_projection == "none":
-            return class_emb if self.text_proj is None else torch.cat([class_emb, self.text_proj(class_emb)], dim=1)
-        return self.text_proj(class_emb)
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        mask: torch.Tensor | None,
-        class_emb: torch.Tensor,
-        *,
-        return_segments: bool = False,
-    ) -> ModelOutput:
-        """Score clips against classes.
+    def forward(self, x: np.ndarray, mask: np.ndarray | None, class_emb: np.ndarray, *,
+                return_segments: bool = False) -> NumpyOutput:
+        """Score clips against classes, as the torch module does in evaluation mode.
 
         Parameters
         ----------
-        x : torch.Tensor [B, T, Da]
-        mask : torch.Tensor [B, T] bool or None
-            None means every segment is real.
-        class_emb : torch.Tensor [C, Ds]
+        x : np.ndarray [B, T, Da]
+            Segment embeddings (cast to float32).
+        mask : np.ndarray [B, T] bool or None
+            True = real segment, False = padding; None means every segment is real.
+        class_emb : np.ndarray [C, Ds]
         return_segments : bool
             Also return ``segment_scores`` and ``attention`` (for timelines and event detection).
+
+        Returns
+        -------
+        NumpyOutput
+            ``clip_scores [B, C]``; with ``return_segments``, ``segment_scores [B, T, C]`` and ``attention
+            [B, T, C]`` (zero on padding; sums to 1 over the real segments of a clip), all float32.
         """
         cfg = self.config
+        x = np.asarray(x, dtype=np.float32)
+        class_emb = np.asarray(class_emb, dtype=np.float32)
         if x.ndim != 3 or x.shape[-1] != cfg.audio_dim:
             raise ParameterError(f"x must be [B, T, {cfg.audio_dim}], got {tuple(x.shape)}")
         if class_emb.ndim != 2 or class_emb.shape[-1] != cfg.text_dim:
             raise ParameterError(f"class_emb must be [C, {cfg.text_dim}], got {tuple(class_emb.shape)}")
-        if mask is None:
-            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        b, t = x.shape[:2]
+        mask = np.ones((b, t), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+        if mask.shape != (b, t):
+            raise ParameterError(f"mask must be [{b}, {t}], got {tuple(mask.shape)}")
         k = self.encode_classes(class_emb)  # [C, D*branches]
         d = cfg.dim
-        maskf = mask.to(x.dtype).unsqueeze(-1)  # [B, T, 1]
-        n_real = maskf.sum(dim=1).clamp(min=1.0)  # [B, 1]
+        kt = np.ascontiguousarray(k[:, :d].T)  # [D, C]
+        maskf = mask.astype(np.float32)[..., None]  # [B, T, 1]
+        n_real = np.maximum(maskf.sum(axis=1), np.float32(1.0))  # [B, 1]
 
-        if cfg.pooling == "mean" and not return_segments:
-            pooled = (x * maskf).sum(dim=1) / n_real  # [B, Da]
-            clip = self.dropout(self.project_audio(pooled)) @ k[:, :d].T
-            return ModelOutput(clip, None, None)
-
-        q = self.dropout(self.project_audio(x))  # [B, T, D*branches]
-        seg = torch.matmul(q[..., :d], k[:, :d].T)  # [B, T, C]
-        pad = ~mask.unsqueeze(-1)  # [B, T, 1]
+        if cfg.pooling == "mean":
+            pooled = (x * maskf).sum(axis=1) / n_real  # [B, Da]
+            clip = self.project_audio(pooled) @ kt
+            if not return_segments:
+                return NumpyOutput(clip, None, None)
+        q = self.project_audio(x)  # [B, T, D*branches]
+        n_cls = k.shape[0]
+        seg = (q[..., :d].reshape(b * t, d) @ kt).reshape(b, t, n_cls)  # [B, T, C]
+        pad = ~mask[..., None]  # [B, T, 1]
         padded = not bool(mask.all())
         if cfg.pooling == "mean":
-            pooled = (x * maskf).sum(dim=1) / n_real
-            clip = self.project_audio(pooled) @ k[:, :d].T
-            att = (maskf / n_real.unsqueeze(1)).expand_as(seg)
+            att = np.broadcast_to(maskf / n_real[:, None], seg.shape).astype(np.float32)
         elif cfg.pooling == "max":
-            masked = seg.masked_fill(pad, float("-inf")) if padded else seg
-            clip = masked.max(dim=1).values
-            att = torch.zeros_like(seg).scatter_(1, masked.argmax(dim=1, keepdim=True), 1.0)
+            masked = np.where(pad, np.float32(-np.inf), seg) if padded else seg
+            clip = masked.max(axis=1)
+            att = np.zeros_like(seg)
+            np.put_along_axis(att, masked.argmax(axis=1)[:, None, :], np.float32(1.0), axis=1)
         else:
             if cfg.attention == "separate":
-                logits = torch.matmul(q[..., d:], k[:, d:].T)
+                ka = np.ascontiguousarray(k[:, d:].T)
+                logits = (q[..., d:].reshape(b * t, d) @ ka).reshape(b, t, n_cls)
             else:
-                logits = seg / cfg.temperature
-            att = torch.softmax(logits.masked_fill(pad, float("-inf")) if padded else logits, dim=1)
-            clip = (att * seg).sum(dim=1)
+                logits = seg / np.float32(cfg.temperature)
+            att = _masked_softmax(logits, pad if padded else None)
+            clip = np.einsum("btc,btc->bc", att, seg)
         if return_segments:
-            return ModelOutput(clip, seg, att)
-        return ModelOutput(clip, None, None)
+            return NumpyOutput(clip, seg, att)
+        return NumpyOutput(clip, None, None)
+
+    __call__ = forward
+
+    def scores(self, store: SegmentSource, rows: np.ndarray, class_emb: np.ndarray, *,
+               batch_size: int = 256) -> np.ndarray:
+        """Clip scores ``[N, C]`` of the clips at ``rows`` of ``store`` for the classes of ``class_emb [C, Ds]``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        class_emb = np.asarray(class_emb, dtype=np.float32)
+        out = np.zeros((rows.shape[0], class_emb.shape[0]), dtype=np.float32)
+        for start in range(0, rows.shape[0], batch_size):
+            x, mask = store.batch(rows[start : start + batch_size])
+            out[start : start + batch_size] = self.forward(x, mask, class_emb).clip_scores
+        return out
+
+    def segments(self, store: SegmentSource, rows: np.ndarray, class_emb: np.ndarray, *,
+                 batch_size: int = 256) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per clip ``(segment_scores [T_i, C], attention [T_i, C], clip_scores [C])`` with padding removed."""
+        rows = np.asarray(rows, dtype=np.int64)
+        class_emb = np.asarray(class_emb, dtype=np.float32)
+        out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for start in range(0, rows.shape[0], batch_size):
+            x, mask = store.batch(rows[start : start + batch_size])
+            res = self.forward(x, mask, class_emb, return_segments=True)
+            counts = np.asarray(mask, dtype=bool).sum(axis=1)
+            out.extend((res.segment_scores[i, : counts[i]], res.attention[i, : counts[i]], res.clip_scores[i])
+                       for i in range(len(counts)))
+        return out
+
+
+def params_mismatch(expected: dict[str, tuple[int, ...]], shapes: dict[str, tuple[int, ...]]) -> str | None:
+    """Why parameters of these ``shapes`` (name -> shape) do not fit ``expected`` (name -> shape), or None."""
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    parts = []
+    if missing:
+        parts.append(f"missing: {', '.join(missing)}")
+    if unexpected:
+        parts.append(f"unexpected: {', '.join(unexpected)}")
+    for name, shape in expected.items():
+        if name in shapes and tuple(shapes[name]) != shape:
+            parts.append(f"{name} is {list(shapes[name])}, the config needs {list(shape)}")
+    return "; ".join(parts) or None
+
+
+def _masked_softmax(logits: np.ndarray, pad: np.ndarray | None) -> np.ndarray:
+    """Softmax over axis 1 (segments) of ``logits [B, T, C]``, zero where ``pad [B, T, 1]`` is True.
+
+    The maximum is subtracted first, so large logits do not overflow; like torch, a clip without any real
+    segment gets NaN attention.
+    """
+    if pad is not None:
+        logits = np.where(pad, np.float32(-np.inf), logits)
+    peak = logits.max(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(logits - peak)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def __getattr__(name: str) -> Any:
+    # the torch module moved to zeroshot_audio.train.network; imported (with torch) only when asked for by name
+    if name in ("ZeroShotModel", "ModelOutput"):
+        from .train import network
+
+        return getattr(network, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

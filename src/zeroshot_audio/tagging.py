@@ -203,27 +203,25 @@ class Tagger:
         """``clip [n_win, L]``, ``attention [T, L]`` and ``segment_scores [T, L]`` (float32) of segment embeddings
         ``x [T, Da]`` scored in windows of ``window_segments``; groups of windows are scored in turn, so only the
         returned arrays are ever held whole."""
-        import torch
-
         t, w = x.shape[0], self.window_segments
         n_labels = label_embeddings.shape[0]
         n_win = max(1, -(-t // w))
-        xw = torch.from_numpy(np.concatenate([x, np.zeros((n_win * w - t, x.shape[1]), np.float32)])).view(n_win, w, -1)
-        mask = (torch.arange(n_win * w) < t).view(n_win, w)
-        k = torch.from_numpy(np.ascontiguousarray(label_embeddings, dtype=np.float32))
+        xw = np.concatenate([np.asarray(x, np.float32), np.zeros((n_win * w - t, x.shape[1]), np.float32)])
+        xw = xw.reshape(n_win, w, -1)
+        mask = (np.arange(n_win * w) < t).reshape(n_win, w)
+        k = np.ascontiguousarray(label_embeddings, dtype=np.float32)
         clip = np.empty((n_win, n_labels), np.float32)
         att = np.empty((n_win * w, n_labels), np.float32)
         seg = np.empty((n_win * w, n_labels), np.float32)
         step = max(1, _SCORE_CELLS // (w * max(n_labels, 1)))
-        model = self.trained.model.eval()
-        with torch.no_grad():
-            for a in range(0, n_win, step):
-                b = min(n_win, a + step)
-                res = model(xw[a:b], mask[a:b], k, return_segments=True)
-                clip[a:b] = res.clip_scores.numpy()
-                att[a * w : b * w] = res.attention.reshape((b - a) * w, n_labels).numpy()
-                seg[a * w : b * w] = res.segment_scores.reshape((b - a) * w, n_labels).numpy()
-                del res
+        model = self.trained.model
+        for a in range(0, n_win, step):
+            b = min(n_win, a + step)
+            res = model.forward(xw[a:b], mask[a:b], k, return_segments=True)
+            clip[a:b] = res.clip_scores
+            att[a * w : b * w] = res.attention.reshape((b - a) * w, n_labels)
+            seg[a * w : b * w] = res.segment_scores.reshape((b - a) * w, n_labels)
+            del res
         return clip, att[:t], seg[:t]
 
     def _events(self, att: np.ndarray, clip: np.ndarray, stamps: np.ndarray,

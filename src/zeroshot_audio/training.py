@@ -1,4 +1,4 @@
-"""Fitting a :class:`~zeroshot_audio.model.ZeroShotModel` on segment embeddings from a store.
+"""Fitting a :class:`~zeroshot_audio.train.network.ZeroShotModel` on segment embeddings from a store.
 
 Training sees the clips of a :class:`ClipSet` (rows of an embedding store + multi-hot targets over the
 training classes) and the label embeddings of those classes only. Early stopping watches macro mAP of
@@ -22,7 +22,8 @@ import torch
 from ._errors import ParameterError
 from .losses import LOSSES, get_loss
 from .metrics import mean_average_precision
-from .model import ModelConfig, ZeroShotModel
+from .model import ModelConfig
+from .train.network import ZeroShotModel
 
 __all__ = [
     "TrainOptions", "ClipSet", "FitResult", "fit", "predict", "predict_segments", "resolve_device", "SegmentSource",
