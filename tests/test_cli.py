@@ -175,7 +175,7 @@ def small_dataset(path: Path, clips_csv: str, events_tsv: str | None = None) -> 
 
 
 def test_train_writes_model_directory(planted, model_dir):
-    for name in ("config.json", "weights.pt", "class_embeddings.npy"):
+    for name in ("config.json", "weights.npz", "class_embeddings.npy"):
         assert (model_dir / name).is_file(), name
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     dataset = read_dataset(planted.data)
@@ -246,6 +246,32 @@ def test_evaluate_other_split(planted, model_dir, tmp_path, capsys):
     result = json.loads(out.read_text(encoding="utf-8"))
     assert result["split"] == "val"
     assert result["n_clips"] == sum(s == "val" for s in read_dataset(planted.data).splits)
+
+
+def test_evaluate_numbers_equal_those_of_the_torch_forward(planted, model_dir, tmp_path, capsys):
+    """`zsa evaluate` scores in numpy; its metrics are those of the torch module (the training form of the same
+    weights) scoring the same clips."""
+    from zeroshot_audio.checkpoint import TrainedModel
+    from zeroshot_audio.data import open_store
+    from zeroshot_audio.metrics import evaluate_scores
+    from zeroshot_audio.training import predict
+
+    out = tmp_path / "metrics.json"
+    code, _, err = run(capsys, "evaluate", model_dir, planted.data, "--store", planted.store, "--split", "all",
+                       "--json", out)
+    assert code == 0, err
+    result = json.loads(out.read_text(encoding="utf-8"))
+    trained, dataset, store = TrainedModel.load(model_dir), read_dataset(planted.data), open_store(planted.store)
+    rows = store.index_of(list(dataset.filenames))
+    ref_scores = predict(trained.torch_model(), store, rows, trained.class_embeddings)
+    np.testing.assert_allclose(trained.scores(store, rows), ref_scores, rtol=0, atol=1e-5)
+    ref = json.loads(json.dumps(evaluate_scores(dataset.label_matrix(trained.classes), ref_scores, trained.classes)))
+    assert result["n_clips"] == ref["n_clips"] == len(dataset.filenames)
+    assert 0.3 < result["map"] < 1.0  # planted classes are found: the comparison below is not between noise
+    for key, value in ref.items():
+        if isinstance(value, float):
+            assert result[key] == pytest.approx(value, abs=1e-6), key
+    assert result["per_class"] == pytest.approx(ref["per_class"], abs=1e-6)
 
 
 # ---------------------------------------------------------------------------- 3. evaluate --classes
@@ -471,12 +497,12 @@ def test_evaluate_missing_model_directory(planted, tmp_path, capsys):
 
 
 def test_evaluate_model_without_weights(planted, model_copy, tmp_path, capsys):
-    (model_copy / "weights.pt").unlink()
+    (model_copy / "weights.npz").unlink()
     out = tmp_path / "metrics.json"
     code, _, err = run(capsys, "evaluate", model_copy, planted.data, "--store", planted.store, "--json", out)
     assert code == 2
     line = error_line(err)
-    assert "weights.pt" in line
+    assert "weights.npz is missing" in line
     assert str(model_copy) in line
     assert not out.exists()
 

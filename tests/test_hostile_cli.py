@@ -87,15 +87,25 @@ def _model_config_list(doc):
     return doc
 
 
+def _old_weights(model: Path, data: bytes) -> None:
+    (model / "weights.npz").unlink()
+    (model / "weights.pt").write_bytes(data)
+
+
 MODEL_DAMAGE = {
     "config is a JSON list": _damage_config(lambda doc: [doc]),
     "config is not JSON": lambda m: (m / "config.json").write_text("{not json", encoding="utf-8"),
     "config in UTF-16": lambda m: (m / "config.json").write_text((m / "config.json").read_text(), encoding="utf-16"),
     "temperature is a string": _damage_config(_set_temperature),
     "model_config is a list": _damage_config(_model_config_list),
-    "weights.pt empty": lambda m: (m / "weights.pt").write_bytes(b""),
-    "weights.pt garbage": lambda m: (m / "weights.pt").write_bytes(pickle.dumps({"w": 1})[:5] + os.urandom(500)),
-    "weights.pt a pickle of an object": lambda m: (m / "weights.pt").write_bytes(pickle.dumps(Path("x"))),
+    "weights.npz empty": lambda m: (m / "weights.npz").write_bytes(b""),
+    "weights.npz garbage": lambda m: (m / "weights.npz").write_bytes(b"PK\x03\x04" + os.urandom(500)),
+    "weights.npz a pickle of an object": lambda m: (m / "weights.npz").write_bytes(pickle.dumps(Path("x"))),
+    "weights.npz holding a pickled object": lambda m: np.savez(m / "weights.npz", audio_mean=np.array([Path("x")])),
+    # a model directory of an older version, its weights.pt damaged
+    "old weights.pt empty": lambda m: _old_weights(m, b""),
+    "old weights.pt garbage": lambda m: _old_weights(m, pickle.dumps({"w": 1})[:5] + os.urandom(500)),
+    "old weights.pt a pickle of an object": lambda m: _old_weights(m, pickle.dumps(Path("x"))),
     "class_embeddings.npy garbage": lambda m: (m / "class_embeddings.npy").write_bytes(b"\x93NUMPY" + bytes(40)),
 }
 

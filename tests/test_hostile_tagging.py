@@ -421,3 +421,60 @@ def test_weights_of_another_shape_name_the_file(tmp_path, capsys):
     code = main(["tag", str(EXAMPLES / "dog.flac"), "--labels", "dog", "--model", str(model)])
     line = _one_error_line(capsys.readouterr().err)
     assert code == 2 and "weights.npz" in line and "do not fit" in line and "audio_proj.bias is [3]" in line
+
+
+# ------------------------------------------------------------------- issue 9: weights.npz, and older weights.pt
+
+#: Python run before anything else in a child process: every import of torch fails, as on an install without it.
+BLOCK_TORCH = """
+import sys
+
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError(f"torch is blocked in this test ({name})")
+        return None
+
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+def _old_model_copy(tmp_path: Path) -> Path:
+    """The default model as an older version wrote it: its parameters in weights.pt (torch.save of the state
+    dict), no weights.npz."""
+    import torch
+
+    model = _model_copy(tmp_path)
+    with np.load(model / "weights.npz") as z:
+        torch.save({k: torch.from_numpy(z[k]) for k in z.files}, model / "weights.pt")
+    (model / "weights.npz").unlink()
+    return model
+
+
+def test_model_directory_of_an_older_version_still_loads(tmp_path, tagger, caplog, yamnet_cache):
+    from zeroshot_audio import load_model
+
+    model = _old_model_copy(tmp_path)
+    with caplog.at_level(logging.INFO, logger="zeroshot_audio.checkpoint"):
+        old = load_model(model)
+    assert "zeroshot_audio.train.convert" in caplog.text
+    for name, value in tagger.trained.model.params.items():
+        np.testing.assert_array_equal(old.trained.model.params[name], value)
+    labels = ["dog barking", "a cat purring", "rain on a roof"]
+    a, b = tagger.tag(EXAMPLES / "dog.flac", labels=labels), old.tag(EXAMPLES / "dog.flac", labels=labels)
+    assert [(r.label, r.score, r.events) for r in a.labels] == [(r.label, r.score, r.events) for r in b.labels]
+    assert a.labels[0].label == "dog barking"
+
+
+def test_model_directory_of_an_older_version_without_torch_says_how_to_convert(tmp_path):
+    import subprocess
+    import sys
+
+    model = _old_model_copy(tmp_path)
+    argv = ["tag", str(EXAMPLES / "dog.flac"), "--labels", "dog", "--model", str(model)]
+    code = BLOCK_TORCH + f"from zeroshot_audio.cli import main\nraise SystemExit(main({argv!r}))\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    line = _one_error_line(proc.stderr)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert str(model) in line and "older version" in line and "weights.pt" in line
+    assert "pip install 'zeroshot-audio[train]'" in line and f"python -m zeroshot_audio.train.convert {model}" in line

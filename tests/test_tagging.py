@@ -97,3 +97,53 @@ def test_silent_file_is_tagged_with_a_warning(tagger, embedder, tmp_path, capsys
     assert main(["tag", str(tmp_path / "silence.wav"), "--labels", "dog barking;rain", "--format", "json"]) == 0
     out, err = capsys.readouterr()
     assert "digitally silent" in err and json.loads(out)["duration"] == pytest.approx(3.0)
+
+
+# ------------------------------------------------------------------------- issue 9: tagging without torch
+
+_NO_TORCH_TAG = """
+import json, sys
+
+class _NoTorch:  # every import of torch fails, as on an install without it
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError(f"torch is blocked in this test ({name})")
+        return None
+
+sys.meta_path.insert(0, _NoTorch())
+from zeroshot_audio import load_model
+
+res = load_model().tag(sys.argv[1], labels=json.loads(sys.argv[2]))
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "sentence_transformers"))
+print(json.dumps({"heavy": heavy, "labels": [[r.label, r.score, r.probability, r.attention.tolist(),
+                                              r.segment_scores.tolist(), r.events] for r in res.labels]}))
+"""
+
+
+def test_tagging_runs_without_torch_and_gives_the_same_tags(tagger, embedder, tmp_path):
+    """load_model() + tag in a process where torch cannot be imported: the numpy forward, weights.npz and the
+    label encoder's ONNX graph (`zsa models fetch`); a fresh label cache, so the labels are really encoded."""
+    import os
+    import subprocess
+    import sys
+
+    real = Path(embedder.model_path).parents[2]  # the cache where YAMNet (and the MiniLM graph) are set up
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name in ("models", "downloads"):
+        if (real / name).exists():
+            (cache / name).symlink_to(real / name)
+    labels = ["dog barking", "a cat purring", "rain on a roof", "a crowd cheering at a stadium"]
+    proc = subprocess.run([sys.executable, "-c", _NO_TORCH_TAG, str(DATA / "dog.flac"), json.dumps(labels)],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "ZSA_CACHE_DIR": str(cache)})
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["heavy"] == []
+    assert (cache / "labels").is_dir()  # the labels were encoded in the child, not read from a cache
+    ref = tagger.tag(DATA / "dog.flac", labels=labels)
+    assert [x[0] for x in doc["labels"]] == [r.label for r in ref.labels] and ref.labels[0].label == "dog barking"
+    for (_, score, prob, att, seg, events), r in zip(doc["labels"], ref.labels):
+        assert score == pytest.approx(r.score, abs=1e-5) and prob == pytest.approx(r.probability, abs=1e-5)
+        np.testing.assert_allclose(att, r.attention, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(seg, r.segment_scores, rtol=0, atol=1e-5)
+        assert [e[:2] for e in events] == [list(e[:2]) for e in r.events]

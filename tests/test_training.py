@@ -119,8 +119,8 @@ def test_checkpoint_errors(planted, tmp_path):
         TrainedModel.load(path)
     trained.save(path)  # overwrite: the directory is replaced whole
     assert TrainedModel.load(path).classes == trained.classes
-    (path / "weights.pt").unlink()
-    with pytest.raises(CheckpointError, match="weights.pt"):
+    (path / "weights.npz").unlink()
+    with pytest.raises(CheckpointError, match="weights.npz is missing"):
         TrainedModel.load(path)
 
 

@@ -177,10 +177,12 @@ class NumpyModel:
         self.params = {k: np.ascontiguousarray(params[k], dtype=np.float32) for k in expected}
         p = self.params
         first = "audio_proj.weight" if config.projection == "linear" else "audio_proj.0.weight"
-        # the standardisation folded into the first linear layer, as the torch module does it (float32)
-        weight = p[first] * p["audio_scale"]  # [out, Da]
-        self._w1 = np.ascontiguousarray(weight.T)  # [Da, out]
-        self._b1 = p[first.replace("weight", "bias")] - weight @ p["audio_mean"]
+        # the standardisation folded into the first linear layer, as the torch module does it (float32); damaged
+        # weights may overflow here: their non-finite scores are refused by the caller, not warned about
+        with np.errstate(over="ignore", invalid="ignore"):
+            weight = p[first] * p["audio_scale"]  # [out, Da]
+            self._w1 = np.ascontiguousarray(weight.T)  # [Da, out]
+            self._b1 = p[first.replace("weight", "bias")] - weight @ p["audio_mean"]
         if config.projection == "mlp":
             self._w2 = np.ascontiguousarray(p["audio_proj.2.weight"].T)
             self._b2 = p["audio_proj.2.bias"]
@@ -218,8 +220,14 @@ class NumpyModel:
         -------
         NumpyOutput
             ``clip_scores [B, C]``; with ``return_segments``, ``segment_scores [B, T, C]`` and ``attention
-            [B, T, C]`` (zero on padding; sums to 1 over the real segments of a clip), all float32.
+            [B, T, C]`` (zero on padding; sums to 1 over the real segments of a clip), all float32. Overflow
+            gives infinite or NaN scores without a warning, as in torch; callers check for them.
         """
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._forward(x, mask, class_emb, return_segments)
+
+    def _forward(self, x: np.ndarray, mask: np.ndarray | None, class_emb: np.ndarray,
+                 return_segments: bool) -> NumpyOutput:
         cfg = self.config
         x = np.asarray(x, dtype=np.float32)
         class_emb = np.asarray(class_emb, dtype=np.float32)
@@ -313,14 +321,12 @@ def _masked_softmax(logits: np.ndarray, pad: np.ndarray | None) -> np.ndarray:
     """Softmax over axis 1 (segments) of ``logits [B, T, C]``, zero where ``pad [B, T, 1]`` is True.
 
     The maximum is subtracted first, so large logits do not overflow; like torch, a clip without any real
-    segment gets NaN attention.
+    segment gets NaN attention (the caller's ``np.errstate`` keeps that quiet).
     """
     if pad is not None:
         logits = np.where(pad, np.float32(-np.inf), logits)
-    peak = logits.max(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore"):
-        e = np.exp(logits - peak)
-        return e / e.sum(axis=1, keepdims=True)
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def __getattr__(name: str) -> Any:
