@@ -203,6 +203,34 @@ def test_sigterm_during_embed_keeps_clips_and_stops_every_process(tmp_path, yamn
     assert len(open_store(store).keys) == 40
 
 
+_FORK_POOL = """
+import multiprocessing as mp, sys, time
+from zeroshot_audio import cli
+
+def work(x):
+    time.sleep(30)
+
+def command(args):  # what `zsa corpus build` does at the end: terminate a fork pool (SIGTERM to its workers)
+    pool = mp.get_context("fork").Pool(2)
+    pool.map_async(work, range(2))
+    time.sleep(1)
+    pool.terminate()
+    pool.join()
+    return 0
+
+cli._COMMANDS["models"] = command
+sys.exit(cli.main(["models", "list"]))
+"""
+
+
+def test_forked_pool_workers_end_quietly_on_sigterm():
+    """zsa's SIGTERM handler is inherited by forked pool workers; in them SIGTERM must end the worker, not raise
+    a traceback from inside the pool (seen at the end of `zsa corpus build`)."""
+    done = subprocess.run([sys.executable, "-c", _FORK_POOL], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "_Terminated" not in done.stderr, done.stderr[-2000:]
+
+
 def test_sigkill_of_embed_leaves_no_worker_forkserver_or_tracker(tmp_path, yamnet_files):
     proc, _, _, _, _, _ = _start_embed(tmp_path, yamnet_files, n_clips=40, wait_for=2)
     family = _descendants(proc.pid)

@@ -887,7 +887,18 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C (stores flush, workers stop)."""
 
 
+_MAIN_PID: int | None = None  # the process that installed the SIGTERM handler
+
+
 def _raise_terminated(signum: int, frame: Any) -> None:
+    """SIGTERM in zsa's own process unwinds like Ctrl-C; in a forked child (a pool worker inherits Python's
+    handlers) it ends the child as SIGTERM would, without a traceback: its pool is being shut down."""
+    if os.getpid() != _MAIN_PID:
+        import signal
+
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise _Terminated()
 
 
@@ -908,6 +919,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     previous = None
     if threading.current_thread() is threading.main_thread():
+        global _MAIN_PID
+        _MAIN_PID = os.getpid()
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return _main(argv)
