@@ -1,0 +1,1 @@
+"""Training: torch models, losses, fitting, recipes and calibration (needs the [train] extra)."""
