@@ -500,6 +500,9 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         raise ParameterError(f"no audio files found in {', '.join(args.audio)}")
     plot_names = dict(zip(files, _plot_names(files))) if args.plot else {}
     tagger = load_model(args.model)
+    if not tagger.calibrated:
+        print(f"zsa: note: model {args.model} is not calibrated ({tagger.uncalibrated_reason}): its probabilities "
+              "are the plain sigmoid of the score, not calibrated probabilities", file=sys.stderr)
     emb = tagger.label_embeddings(labels)
     bar = None
     if not args.quiet and len(files) > 1:
@@ -777,10 +780,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
             eval_scores=test_scores, eval_targets=clips.labels[np.ix_(test_ids, cols)],
             eval_on="test clips of the held-out classes")
         calibration = fitted.to_dict()
-        print(f"calibration: probability = sigmoid({fitted.scale:.3f} * score {fitted.bias:+.3f}), fitted on "
-              f"{len(heldout)} class(es) held out of training ({names}); expected calibration error on the "
-              f"{fitted.ece_measured_on}: {fitted.ece_raw_sigmoid:.3f} plain sigmoid, {fitted.ece_calibrated:.3f} "
-              "calibrated")
+        if fitted.problem() is not None:
+            calibration = {**no_calibration(fitted.problem()), "rejected_fit": calibration}
+            print(f"zsa: note: no calibration: {fitted.problem()}; the probabilities are the uncalibrated sigmoid "
+                  "of the score", file=sys.stderr)
+        else:
+            print(f"calibration: probability = sigmoid({fitted.scale:.3f} * score {fitted.bias:+.3f}), fitted on "
+                  f"{len(heldout)} class(es) held out of training ({names}); expected calibration error on the "
+                  f"{fitted.ece_measured_on}: {fitted.ece_raw_sigmoid:.3f} plain sigmoid, "
+                  f"{fitted.ece_calibrated:.3f} calibrated")
     trained = TrainedModel(
         model=result.model, classes=classes, class_embeddings=emb, embedder=store.meta.identity(),
         label_encoder={**encoder.identity(), "text": args.label_text, "templates": args.templates},

@@ -123,6 +123,14 @@ class Calibration:
             if not math.isfinite(getattr(self, name)):
                 raise ParameterError(f"calibration {name} must be finite, got {getattr(self, name)}")
 
+    def problem(self) -> str | None:
+        """Why this fit is no calibration to keep, or None: a scale <= 0 would rank labels against their scores
+        (the model's scores of the held-out classes do not rise with their labels: it does not transfer)."""
+        if self.scale <= 0:
+            return (f"the scores of the held-out classes do not rise with their labels (fitted scale "
+                    f"{self.scale:.3g} <= 0): the model does not transfer to classes it did not train on")
+        return None
+
     def probability(self, scores: np.ndarray) -> np.ndarray:
         """Calibrated probability of clip scores (float64, the shape of ``scores``)."""
         return sigmoid(self.scale * np.asarray(scores, dtype=np.float64) + self.bias)
