@@ -142,19 +142,6 @@ def _add_label_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--templates", default="none", help="prompt template set (default: %(default)s)")
 
 
-def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"dim": args.dim, "projection": args.projection, "hidden": args.hidden, "attention": args.attention,
-            "temperature": args.temperature}
-
-
-def _train_options(args: argparse.Namespace):
-    from .training import TrainOptions
-
-    return TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                        optimizer=args.optimizer, loss=args.loss, patience=args.patience, seed=args.seed,
-                        device=args.device)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="zsa", description="Multi-label zero-shot audio tagging with temporal attention.",
                      epilog="exit codes: 0 success, 1 a data error (bad dataset, store, model file or audio), 2 a "
