@@ -28,7 +28,9 @@ TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainOptions)]
 
 def _subparser(command: str) -> argparse.ArgumentParser:
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices[command]
+    parser = sub.choices[command]
+    parser.format_help()  # adds the flags whose definition is deferred
+    return parser
 
 
 def _flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -129,20 +131,21 @@ def test_a_bad_value_names_its_flag(planted, tmp_path, capsys, argv, flag):
     assert not (tmp_path / "m").exists()
 
 
-def test_parser_imports_no_training_code():
-    """Building the parser imports neither the training modules nor torch (unless the model module needs it)."""
-    probe = ("import sys; import zeroshot_audio.model; before = 'torch' in sys.modules; "
-             "from zeroshot_audio.cli import build_parser; build_parser(); "
-             "print(before, 'torch' in sys.modules, 'zeroshot_audio.training' in sys.modules, "
-             "'zeroshot_audio.losses' in sys.modules)")
-    alone = ("import sys; from zeroshot_audio.cli import build_parser; build_parser(); "
-             "import zeroshot_audio.model as m; print('torch' in sys.modules)")
+def test_parser_imports_no_torch_until_a_training_command_is_parsed():
+    """``zsa --help`` and the parsing of ``zsa tag`` import no torch; parsing ``zsa train`` imports the model
+    module for its dataclass (and torch only if that module needs it) but no training code."""
+    probe = ("import sys; from zeroshot_audio.cli import build_parser; p = build_parser(); p.format_help(); "
+             "p.parse_args(['tag', 'a.wav', '--labels', 'dog']); print('torch' in sys.modules); "
+             "p.parse_args(['train', 'D', '--store', 'S', '--out', 'O']); p.parse_args(['benchmark', '--synthetic']); "
+             "print('zeroshot_audio.training' in sys.modules, 'zeroshot_audio.losses' in sys.modules, "
+             "'torch' in sys.modules)")
+    model_only = "import sys; import zeroshot_audio.model; print('torch' in sys.modules)"
     run = lambda code: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,  # noqa: E731
                                       timeout=120, check=True).stdout.split()
-    model_torch, parser_torch, training, losses = run(probe)
+    before, training, losses, after = run(probe)
+    assert before == "False"
     assert (training, losses) == ("False", "False")
-    assert parser_torch == model_torch  # torch comes with the model module, if at all, not with the parser
-    assert run(alone) == [model_torch]
+    assert [after] == run(model_only)  # torch comes with the model module, if at all, not with the parser
 
 
 def test_numpydoc_parameters_and_unsupported_fields():

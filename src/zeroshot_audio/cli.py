@@ -26,7 +26,32 @@ log = logging.getLogger("zeroshot_audio")
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with our one-line error format and exit code 2."""
+    """argparse with our one-line error format and exit code 2.
+
+    Arguments whose definition needs a heavy import (the flags derived from the model's dataclass) are added by
+    :meth:`defer`red functions, run when this (sub)parser first parses or formats its help: ``zsa --help`` and
+    ``zsa tag`` never pay for them.
+    """
+
+    def defer(self, add: Any) -> None:
+        self.__dict__.setdefault("_deferred", []).append(add)
+
+    def _complete(self) -> None:
+        deferred = self.__dict__.get("_deferred", [])
+        while deferred:
+            deferred.pop(0)(self)
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        self._complete()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._complete()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._complete()
+        return super().format_usage()
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
@@ -79,8 +104,13 @@ _FLAG_TYPES = {"dim": _positive_int, "hidden": _positive_int, "epochs": _positiv
                "lr": _positive_float, "temperature": _positive_float, "folds": _positive_int}
 
 
-def _add_model_options(p: argparse.ArgumentParser, *, pooling: bool) -> None:
-    """The flags of ModelConfig and TrainOptions, derived from the dataclasses (names, defaults, choices)."""
+def _add_model_options(p: _Parser, *, pooling: bool) -> None:
+    """The flags of ModelConfig and TrainOptions, derived from the dataclasses (names, defaults, choices); added
+    when ``p`` is first used (importing the model module may be costly)."""
+    p.defer(lambda q: _derive_model_options(q, pooling=pooling))
+
+
+def _derive_model_options(p: argparse.ArgumentParser, *, pooling: bool) -> None:
     from ._cli_options import add_dataclass_options
     from .model import ModelConfig
     from .train.options import TrainOptions
@@ -92,9 +122,14 @@ def _add_model_options(p: argparse.ArgumentParser, *, pooling: bool) -> None:
     p.set_defaults(_model_fields=tuple(f for f in model if f != "pooling"), _train_fields=tuple(train))
 
 
-def _add_protocol_options(p: argparse.ArgumentParser) -> None:
-    """The flags of ProtocolOptions (``--folds``, ``--strict/--no-strict``, ...), derived from the dataclass;
-    its seed is the training seed (``--seed``), its model and training options the flags of those groups."""
+def _add_protocol_options(p: _Parser) -> None:
+    """The flags of ProtocolOptions (``--folds``, ``--strict/--no-strict``, ...), derived from the dataclass
+    (when ``p`` is first used); its seed is the training seed (``--seed``), its model and training options the
+    flags of those groups."""
+    p.defer(_derive_protocol_options)
+
+
+def _derive_protocol_options(p: argparse.ArgumentParser) -> None:
     from ._cli_options import add_dataclass_options
     from .benchmark import ProtocolOptions
 
