@@ -23,45 +23,6 @@ from pathlib import Path
 import numpy as np
 
 
-def fit_platt(scores: np.ndarray, y: np.ndarray, iters: int = 100, ridge: float = 1e-3) -> tuple[float, float]:
-    """Logistic regression of y on one score: ``(scale, bias)`` with ``p = sigmoid(scale * F + bias)``.
-
-    Fitted on standardised scores by damped Newton steps (a step that raises the loss is halved), with a
-    small ridge penalty, then mapped back to the raw score scale.
-    """
-    x = scores.astype(np.float64).ravel()
-    t = y.astype(np.float64).ravel()
-    mu, sd = x.mean(), x.std() + 1e-12
-    z = (x - mu) / sd
-
-    def loss(w):
-        u = w[0] * z + w[1]
-        return np.mean(np.logaddexp(0, u) - t * u) + ridge * w[0] ** 2
-
-    w = np.zeros(2)
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-(w[0] * z + w[1])))
-        g = np.array([np.mean((p - t) * z) + 2 * ridge * w[0], np.mean(p - t)])
-        q = p * (1 - p)
-        h = np.array([[np.mean(q * z * z) + 2 * ridge, np.mean(q * z)], [np.mean(q * z), np.mean(q) + 1e-9]])
-        step, f0 = np.linalg.solve(h, g), loss(w)
-        while loss(w - step) > f0 and np.abs(step).max() > 1e-12:
-            step = step / 2
-        w = w - step
-        if np.abs(step).max() < 1e-10:
-            break
-    return float(w[0] / sd), float(w[1] - w[0] * mu / sd)
-
-
-def ece(prob: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error over equal-width probability bins."""
-    prob, y = prob.ravel(), y.ravel().astype(float)
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(prob, edges) - 1, 0, bins - 1)
-    return float(sum(abs(prob[idx == i].mean() - y[idx == i].mean()) * (idx == i).mean()
-                     for i in range(bins) if (idx == i).any()))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(Path.home() / "zsa-corpus"))
@@ -76,7 +37,10 @@ def main() -> None:
     from zeroshot_audio.metrics import mean_average_precision
     from zeroshot_audio.model import ModelConfig
     from zeroshot_audio.models import yamnet_class_map_path
-    from zeroshot_audio.training import ClipSet, TrainOptions, fit, predict
+    from zeroshot_audio.train.calibration import Calibration
+    from zeroshot_audio.train.options import TrainOptions
+    from zeroshot_audio.train.recipes import dataset_clips
+    from zeroshot_audio.training import fit, predict
 
     start = time.perf_counter()
     data = Path(args.data)
@@ -89,20 +53,16 @@ def main() -> None:
     with open(yamnet_class_map_path(), newline="", encoding="utf-8") as f:
         ynames = [r["display_name"] for r in csv.DictReader(f)]
     aux = yamnet_aux_labels(ds.filenames, logits, classes, emb, enc, yamnet_names=ynames, threshold=0.3)
-    y = ds.label_matrix(classes)
-    split = np.array(ds.splits)
-    rows = store.index_of(ds.filenames)
-    ids = {s: np.flatnonzero(split == s) for s in ("train", "val", "test")}
+    clips = dataset_clips(ds, store, classes=classes, seed=args.seed)  # the corpus's split column; no failures
+    y, rows = clips.labels, clips.rows
+    ids = {s: clips.ids(s) for s in ("train", "val", "test")}
     config = ModelConfig(audio_dim=1024, text_dim=enc.dim)
     opts = TrainOptions(seed=args.seed, device="cpu")
 
     def train(seen: np.ndarray, val_cls: np.ndarray, drop: np.ndarray | None):
-        tr = ids["train"] if drop is None else ids["train"][~y[np.ix_(ids["train"], drop)].any(axis=1)]
-        targets = np.concatenate([y[np.ix_(tr, seen)], aux.targets[tr]], axis=1)
+        chosen = clips.select(train_classes=seen, val_classes=val_cls, unheard=drop, extra_targets=aux.targets)
         cemb = np.concatenate([emb[seen], aux.embeddings])
-        val = ClipSet(store, rows[ids["val"]], y[np.ix_(ids["val"], val_cls)])
-        return fit(config, ClipSet(store, rows[tr], targets), cemb, val=val, val_class_emb=emb[val_cls],
-                   options=opts).model
+        return fit(config, chosen.train, cemb, val=chosen.val, val_class_emb=emb[val_cls], options=opts).model
 
     folds = class_folds(classes, n_folds=5, seed=args.seed)
     pos = {c: i for i, c in enumerate(classes)}
@@ -113,14 +73,14 @@ def main() -> None:
         model = train(seen, val_c, np.concatenate([unseen, val_c]))
         scores = predict(model, store, rows[ids["test"]], emb[unseen])
         held[k] = (scores, y[np.ix_(ids["test"], unseen)], unseen, model)
-    scale, bias = fit_platt(*held[0][:2])
     s1, y1, unseen1, model1 = held[1]
+    cal = Calibration.fit(held[0][0], held[0][1], fitted_on="unseen classes of fold 0 (test clips)",
+                          classes=[classes[c] for c in held[0][2]], eval_scores=s1, eval_targets=y1,
+                          eval_on="test clips of the unseen classes of fold 1 (a model trained without them)")
     with open(Path(__file__).with_name("paraphrases.csv"), newline="", encoding="utf-8") as f:
         para = {r["label"]: r["paraphrase"] for r in csv.DictReader(f)}
     para_emb = class_matrix(enc, [para[classes[c]] for c in unseen1])
     map_paraphrase, _ = mean_average_precision(y1, predict(model1, store, rows[ids["test"]], para_emb))
-    p_raw = 1 / (1 + np.exp(-s1))
-    p_cal = 1 / (1 + np.exp(-(scale * s1 + bias)))
     map_model, _ = mean_average_precision(y1, s1)
     map_semantic, _ = mean_average_precision(y1, aux.semantic_scores(emb[unseen1], ids["test"]))
     lx, lmask = logits.batch(logits.index_of([ds.filenames[i] for i in ids["test"]]))
@@ -130,8 +90,7 @@ def main() -> None:
     all_cls = np.arange(len(classes))
     final = train(all_cls, all_cls, None)
     info = {
-        "calibration": {"scale": scale, "bias": bias, "fitted_on": "unseen classes of fold 0 (test clips)",
-                        "ece_raw_sigmoid_fold1_unseen": ece(p_raw, y1), "ece_calibrated_fold1_unseen": ece(p_cal, y1)},
+        "calibration": cal.to_dict(),
         "heldout_fold1": {"unseen_classes": [classes[c] for c in unseen1], "map_model": map_model,
                           "map_model_paraphrases": map_paraphrase,
                           "paraphrases": {classes[c]: para[classes[c]] for c in unseen1},
@@ -163,7 +122,7 @@ def model_card(info: dict, classes: list[str], n_aux: int, seconds: float) -> st
         "classes within cosine 0.8 of a corpus class left out).",
         f"- **Calibration**: probability = sigmoid({c['scale']:.3f} · score + {c['bias']:.3f}), fitted on classes "
         f"a fold-0 model never heard; expected calibration error on the unseen classes of fold 1: "
-        f"{c['ece_raw_sigmoid_fold1_unseen']:.3f} with a plain sigmoid, {c['ece_calibrated_fold1_unseen']:.3f} "
+        f"{c['ece_raw_sigmoid']:.3f} with a plain sigmoid, {c['ece_calibrated']:.3f} "
         "calibrated.",
         f"- **On labels it was not trained on** (fold 1 of the corpus, {len(h['unseen_classes'])} held-out classes, "
         f"test clips; a model trained like this one without them): mAP {h['map_model']:.3f} with the AudioSet "

@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import ParameterError, StoreError
-from .data.folds import class_folds, fold_roles, split_clips
+from ._errors import ParameterError
+from .data.folds import SPLITS, class_folds, fold_roles
 from .metrics import evaluate_scores, f1_at_k, mean_average_precision
 from .model import ModelConfig
-from .training import ClipSet, TrainOptions, fit, predict, predict_segments, resolve_device
+from .train.options import TrainOptions
+from .train.recipes import dataset_clips
 
 __all__ = ["SYSTEMS", "ProtocolOptions", "ZeroRule", "run_protocol", "results_markdown"]
 
@@ -157,6 +158,7 @@ def _ground_truth(dataset: Any) -> dict[str, list[tuple[float, float, str]]] | N
 def _detection(model, store, rows, clip_ids, dataset, classes, class_embeddings, unseen, gt, device):
     """Detection metrics of the unseen classes on the test clips, per detection score kind."""
     from .temporal import detection_scores, evaluate_detection, frame_timestamps
+    from .training import predict_segments
 
     names = [classes[i] for i in unseen]
     outputs = predict_segments(model, store, rows, class_embeddings[unseen], device=device)
@@ -209,6 +211,8 @@ def run_protocol(
         Auxiliary classes with pseudo-labels for every clip (:mod:`zeroshot_audio.distill`), added to the
         training classes of every learned system.
     """
+    from .training import fit, predict, resolve_device
+
     opts = options or ProtocolOptions()
     if opts.distill and aux is None:
         raise ParameterError("distill=True needs the auxiliary labels (aux=...)")
@@ -219,28 +223,20 @@ def run_protocol(
     class_embeddings = np.asarray(class_embeddings, dtype=np.float32)
     if class_embeddings.shape[0] != len(classes):
         raise ParameterError(f"{class_embeddings.shape[0]} class embeddings for {len(classes)} classes")
-    keep = np.array([f not in getattr(store, "failures", {}) for f in dataset.filenames])
-    if not keep.all():
-        log.warning("%d clip(s) failed to embed and are left out", int((~keep).sum()))
-        dataset = dataset.subset(np.flatnonzero(keep))
-        if aux is not None:
-            aux = dataclasses.replace(aux, targets=np.asarray(aux.targets)[keep])
-    try:
-        rows = store.index_of(dataset.filenames)
-    except StoreError as err:
-        raise StoreError(f"{err}; run `zsa embed` on the dataset first") from None
-    y = dataset.label_matrix(classes)
+    clips = dataset_clips(dataset, store, classes=classes, seed=opts.seed)
+    if clips.n_failed:
+        log.warning("%d clip(s) failed to embed and are left out", clips.n_failed)
     aux_targets = None if aux is None else np.asarray(aux.targets, dtype=bool)
     if aux_targets is not None and aux_targets.shape[0] != len(dataset.filenames):
         raise ParameterError(f"aux targets have {aux_targets.shape[0]} rows for {len(dataset.filenames)} clips")
-    present = y.any(axis=0)
+    present = clips.labels[~clips.failed].any(axis=0)
     if not present.all():  # a class without a single clip can be neither trained nor evaluated
         log.info("%d class(es) have no clip and are left out", int((~present).sum()))
         classes = [c for c, p in zip(classes, present) if p]
         class_embeddings = class_embeddings[present]
-        y = y[:, present]
-    splits = split_clips(dataset.splits, dataset.families, seed=opts.seed)
-    part = {name: np.flatnonzero(splits == name) for name in ("train", "val", "test")}
+        clips = dataclasses.replace(clips, classes=classes, labels=clips.labels[:, present])
+    y, rows = clips.labels, clips.rows
+    part = {name: clips.ids(name) for name in SPLITS}
     for name, ids in part.items():
         if ids.size == 0:
             raise ParameterError(f"the clip split leaves no {name} clips")
@@ -263,13 +259,10 @@ def run_protocol(
     for k in range(opts.folds):
         roles = fold_roles(folds, k, classes)
         idx = {r: np.array([pos[c] for c in getattr(roles, r)], dtype=np.int64) for r in ("seen", "val", "unseen")}
-        train_ids = part["train"]
         held = np.concatenate([idx["unseen"], idx["val"]])
-        n_dropped = 0
-        if opts.strict:
-            has_held = y[np.ix_(train_ids, held)].any(axis=1)
-            n_dropped = int(has_held.sum())
-            train_ids = train_ids[~has_held]
+        zero_shot = clips.select(train_classes=idx["seen"], val_classes=idx["val"],
+                                 unheard=held if opts.strict else None, extra_targets=aux_targets)
+        train_ids, n_dropped = zero_shot.train_ids, zero_shot.n_dropped
         test_ids = part["test"]
         y_test = y[test_ids]
         fold_info.append({
@@ -288,17 +281,16 @@ def run_protocol(
             else:
                 config = ModelConfig(audio_dim=audio_dim, text_dim=text_dim, pooling=_POOLING[system], **opts.model)
                 if system == "supervised":
-                    tr_ids, tr_cls, va_cls = part["train"], np.arange(len(classes)), np.arange(len(classes))
+                    tr_cls = va_cls = np.arange(len(classes))
+                    chosen = clips.select(train_classes=tr_cls, val_classes=va_cls, extra_targets=aux_targets)
                 else:
-                    tr_ids, tr_cls, va_cls = train_ids, idx["seen"], idx["val"]
-                train_y, train_emb = y[np.ix_(tr_ids, tr_cls)], class_embeddings[tr_cls]
+                    tr_cls, va_cls, chosen = idx["seen"], idx["val"], zero_shot
+                train_emb = class_embeddings[tr_cls]
                 if aux is not None:
-                    train_y = np.concatenate([train_y, aux_targets[tr_ids]], axis=1)
                     train_emb = np.concatenate([train_emb, aux.embeddings], axis=0)
-                train = ClipSet(store, rows[tr_ids], train_y)
-                val = ClipSet(store, rows[part["val"]], y[np.ix_(part["val"], va_cls)])
-                fitted = fit(config, train, train_emb, val=val, val_class_emb=class_embeddings[va_cls],
+                fitted = fit(config, chosen.train, train_emb, val=chosen.val, val_class_emb=class_embeddings[va_cls],
                              options=dataclasses.replace(opts.train, seed=opts.train.seed + k))
+                tr_ids = chosen.train_ids
                 scores = predict(fitted.model, store, rows[test_ids], class_embeddings, device=device)
                 if temporal is not None and system != "supervised":
                     for kind, det in _detection(fitted.model, store, rows[test_ids], test_ids, dataset, classes,
@@ -330,7 +322,7 @@ def run_protocol(
             }
     return {
         "dataset": str(getattr(dataset, "root", "")),
-        "n_clips": len(dataset.filenames),
+        "n_clips": int((~clips.failed).sum()),
         "n_classes": len(classes),
         "n_classes_without_clips": int((~present).sum()),
         "embedder": store.meta.identity(),

@@ -26,7 +26,32 @@ log = logging.getLogger("zeroshot_audio")
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with our one-line error format and exit code 2."""
+    """argparse with our one-line error format and exit code 2.
+
+    Arguments whose definition needs a heavy import (the flags derived from the model's dataclass) are added by
+    :meth:`defer`red functions, run when this (sub)parser first parses or formats its help: ``zsa --help`` and
+    ``zsa tag`` never pay for them.
+    """
+
+    def defer(self, add: Any) -> None:
+        self.__dict__.setdefault("_deferred", []).append(add)
+
+    def _complete(self) -> None:
+        deferred = self.__dict__.get("_deferred", [])
+        while deferred:
+            deferred.pop(0)(self)
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        self._complete()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._complete()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._complete()
+        return super().format_usage()
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
@@ -53,30 +78,91 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_model_options(p: argparse.ArgumentParser, *, pooling: bool) -> None:
-    g = p.add_argument_group("model")
-    if pooling:
-        g.add_argument("--pooling", choices=("attention", "mean", "max"), default="attention",
-                       help="temporal pooling (default: %(default)s)")
-    g.add_argument("--dim", type=_positive_int, default=128, help="shared space dimension (default: %(default)s)")
-    g.add_argument("--projection", choices=("linear", "mlp"), default="linear",
-                   help="acoustic projection (default: %(default)s)")
-    g.add_argument("--hidden", type=_positive_int, default=512, help="MLP hidden width (default: %(default)s)")
-    g.add_argument("--attention", choices=("separate", "shared"), default="separate",
-                   help="attention logits from their own projections or the segment scores (default: %(default)s)")
-    g.add_argument("--temperature", type=_positive_float, default=1.0,
-                   help="temperature of shared attention (default: %(default)s)")
-    t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=_positive_int, default=60, help="maximum epochs (default: %(default)s)")
-    t.add_argument("--batch-size", type=_positive_int, default=128, help="clips per batch (default: %(default)s)")
-    t.add_argument("--lr", type=_positive_float, default=2e-3, help="learning rate (default: %(default)s)")
-    t.add_argument("--weight-decay", type=float, default=1e-2, help="weight decay (default: %(default)s)")
-    t.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw", help="(default: %(default)s)")
-    t.add_argument("--loss", choices=("rank_hinge", "bce"), default="rank_hinge", help="(default: %(default)s)")
-    t.add_argument("--patience", type=int, default=10,
-                   help="epochs without validation gain before stopping, 0 = never (default: %(default)s)")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: %(default)s)")
+#: Help of the flags derived from ModelConfig, TrainOptions and ProtocolOptions, where a short command-line
+#: phrase reads better than the first sentence of the field's numpydoc description.
+_FLAG_HELP = {
+    "pooling": "temporal pooling",
+    "dim": "shared space dimension",
+    "projection": "acoustic projection",
+    "hidden": "MLP hidden width",
+    "attention": "attention logits from their own projections or the segment scores",
+    "temperature": "temperature of shared attention",
+    "text_projection": "label projection: linear, or none (the label space itself; --dim must then equal the "
+                       "label encoder's dimension)",
+    "epochs": "maximum epochs",
+    "batch_size": "clips per batch",
+    "patience": "epochs without validation gain before stopping, 0 = never",
+    "seed": "random seed",
+    "folds": "class folds",
+    "strict": "drop training clips that contain unseen or validation classes (--no-strict keeps them)",
+    "temporal": "score event detection when DATA has events.tsv",
+    "distill": "add YAMNet's own class knowledge as auxiliary training labels (classes close to any class of DATA "
+               "are left out) and the training-free semantic system; uses a yamnet-logits store",
+}
+#: Argument types stricter than the annotation (a usage error names the flag at once).
+_FLAG_TYPES = {"dim": _positive_int, "hidden": _positive_int, "epochs": _positive_int, "batch_size": _positive_int,
+               "lr": _positive_float, "temperature": _positive_float, "folds": _positive_int}
+
+
+def _add_model_options(p: _Parser, *, pooling: bool) -> None:
+    """The flags of ModelConfig and TrainOptions, derived from the dataclasses (names, defaults, choices); added
+    when ``p`` is first used (importing the model module may be costly)."""
+    p.defer(lambda q: _derive_model_options(q, pooling=pooling))
+
+
+def _derive_model_options(p: argparse.ArgumentParser, *, pooling: bool) -> None:
+    from ._cli_options import add_dataclass_options
+    from .model import ModelConfig
+    from .train.options import TrainOptions
+
+    exclude = ("audio_dim", "text_dim") + (() if pooling else ("pooling",))
+    model = add_dataclass_options(p.add_argument_group("model"), ModelConfig, exclude=exclude, help=_FLAG_HELP,
+                                  types=_FLAG_TYPES)
+    train = add_dataclass_options(p.add_argument_group("training"), TrainOptions, help=_FLAG_HELP, types=_FLAG_TYPES)
+    p.set_defaults(_model_fields=tuple(f for f in model if f != "pooling"), _train_fields=tuple(train))
+
+
+def _add_protocol_options(p: _Parser) -> None:
+    """The flags of ProtocolOptions (``--folds``, ``--strict/--no-strict``, ...), derived from the dataclass
+    (when ``p`` is first used); its seed is the training seed (``--seed``), its model and training options the
+    flags of those groups."""
+    p.defer(_derive_protocol_options)
+
+
+def _derive_protocol_options(p: argparse.ArgumentParser) -> None:
+    from ._cli_options import add_dataclass_options
+    from .benchmark import ProtocolOptions
+
+    names = add_dataclass_options(p.add_argument_group("protocol"), ProtocolOptions, help=_FLAG_HELP,
+                                  types=_FLAG_TYPES, exclude=("seed", "systems", "model", "train"))
+    p.set_defaults(_protocol_fields=tuple(names))
+
+
+def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The ModelConfig fields given by the flags (``pooling`` apart: each command sets it its own way)."""
+    from ._cli_options import dataclass_values
+
+    return dataclass_values(args, args._model_fields)
+
+
+def _model_config(args: argparse.Namespace, **fixed: Any):
+    from ._cli_options import flag_error
+    from .model import ModelConfig
+
+    try:
+        return ModelConfig(**fixed, **_model_kwargs(args))
+    except ParameterError as err:
+        raise flag_error(err, args._model_fields) from None
+
+
+def _train_options(args: argparse.Namespace):
+    from ._cli_options import dataclass_values, flag_error
+    from .train.options import TrainOptions
+
+    try:
+        return TrainOptions(**dataclass_values(args, args._train_fields))
+    except ParameterError as err:
+        raise flag_error(err, args._train_fields) from None
 
 
 def _add_label_options(p: argparse.ArgumentParser) -> None:
@@ -89,19 +175,6 @@ def _add_label_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-text", choices=("name", "name+description"), default="name",
                    help="text that stands for a class (default: %(default)s)")
     g.add_argument("--templates", default="none", help="prompt template set (default: %(default)s)")
-
-
-def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"dim": args.dim, "projection": args.projection, "hidden": args.hidden, "attention": args.attention,
-            "temperature": args.temperature}
-
-
-def _train_options(args: argparse.Namespace):
-    from .training import TrainOptions
-
-    return TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                        optimizer=args.optimizer, loss=args.loss, patience=args.patience, seed=args.seed,
-                        device=args.device)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,8 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--classes", help="file of classes to train on, one per line (default: all)")
     p.add_argument("--strict", action="store_true",
-                   help="with --classes: drop training clips that hold any other class of DATA, so those classes "
-                        "are never heard (the zero-shot protocol's strict setting)")
+                   help="drop training clips that hold any class the model does not train on (the other classes of "
+                        "DATA with --classes, and the calibration classes), so those classes are never heard (the "
+                        "zero-shot protocol's strict setting)")
+    p.add_argument("--calibration-classes", metavar="FRACTION|FILE", default=None,
+                   help="classes held out of training, on whose val clips early stopping watches the mAP and the "
+                        "probability calibration sigmoid(scale * score + bias) is fitted: a share of the classes "
+                        "(chosen with --seed) or a file of class names, one per line (default: 0.2; without enough "
+                        "classes or val clips the model is trained on every class and left uncalibrated, as it says)")
+    p.add_argument("--no-calibration", dest="calibration", action="store_false",
+                   help="train on every class, early stopping on the val clips of all of them; no calibration "
+                        "(probabilities are the plain sigmoid of the score)")
     _add_model_options(p, pooling=True)
     _add_label_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -237,13 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="segment hop of the default store (default: %(default)s)")
     p.add_argument("--workers", type=_positive_int, default=2,
                    help="embedding processes for the default store (default: %(default)s)")
-    p.add_argument("--folds", type=_positive_int, default=5, help="class folds (default: %(default)s)")
+    _add_protocol_options(p)
     p.add_argument("--systems", default=None,
                    help="comma-separated systems (default: zero_rule,mean,max,attention,supervised, and semantic "
                         "with --distill)")
-    p.add_argument("--distill", action="store_true",
-                   help="add YAMNet's own class knowledge as auxiliary training labels (classes close to any class "
-                        "of DATA are left out) and the training-free semantic system; uses a yamnet-logits store")
     p.add_argument("--logits-store", help="yamnet-logits store of DATA for --distill (default: "
                                           "DATA/stores/yamnet-logits-hopHOP, embedded first where clips are missing)")
     p.add_argument("--distill-threshold", type=_positive_float, default=0.3,
@@ -251,10 +330,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distill-exclude", type=_positive_float, default=0.8,
                    help="leave out YAMNet classes whose label cosine to any class of DATA reaches this "
                         "(default: %(default)s)")
-    p.add_argument("--no-strict", dest="strict", action="store_false",
-                   help="keep training clips that contain unseen or validation classes")
-    p.add_argument("--no-temporal", dest="temporal", action="store_false",
-                   help="do not score event detection even when DATA has events.tsv")
     p.add_argument("--out", help="directory for results.json and results.md")
     _add_model_options(p, pooling=False)
     _add_label_options(p)
@@ -432,6 +507,9 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     timelines = get_writer("timelines", args.timelines, labels=labels,
                            names=dict(zip(map(str, files), output_names(files, ".tsv")))) if args.timelines else None
     tagger = load_model(args.model)
+    if not tagger.calibrated:
+        print(f"zsa: note: model {args.model} is not calibrated ({tagger.uncalibrated_reason}): its probabilities "
+              "are the plain sigmoid of the score, not calibrated probabilities", file=sys.stderr)
     emb = tagger.label_embeddings(labels)
     bar = None
     if not args.quiet and len(files) > 1:
@@ -602,19 +680,40 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 1 if summary.failures else 0
 
 
+def _calibration_spec(args: argparse.Namespace) -> float | list[str]:
+    """``--calibration-classes``: a share of the classes (a number in (0, 1)) or a file of class names."""
+    from .train.calibration import DEFAULT_FRACTION
+
+    text = args.calibration_classes
+    if text is None:
+        return DEFAULT_FRACTION
+    try:
+        share = float(text)
+    except ValueError:
+        _require(text, "--calibration-classes", kind="file")
+        from .data.dataset import read_class_list
+
+        return read_class_list(text)
+    if not 0 < share < 1:
+        raise ParameterError(f"--calibration-classes: a share of the classes must be in (0, 1), got {text}")
+    return share
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .checkpoint import TrainedModel
     from .data import open_store, read_dataset
-    from .data.folds import split_clips
     from .labels import class_matrix
-    from .model import ModelConfig
-    from .training import ClipSet, fit
+    from .train.calibration import Calibration, calibration_problem, choose_heldout_classes, no_calibration
+    from .train.recipes import dataset_clips
+    from .training import fit, predict
 
     _require(args.data, "DATA")
     _require(args.store, "--store")
     _writable_output(args.out, "--out", directory=True, replace_if="config.json")
+    if args.calibration_classes is not None and not args.calibration:
+        raise ParameterError("--calibration-classes and --no-calibration exclude each other")
     dataset = read_dataset(args.data)
     store = open_store(args.store)
     classes = _read_class_file(args.classes) if args.classes else list(dataset.classes)
@@ -622,40 +721,74 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if unknown:
         raise ParameterError(f"--classes {args.classes}: {len(unknown)} class(es) not in the dataset {args.data}, "
                              f"e.g. {unknown[0]!r}")
+    spec = _calibration_spec(args) if args.calibration else None
     encoder = _label_encoder(args)
-    config = ModelConfig(audio_dim=int(store.meta.dim), text_dim=int(encoder.dim), pooling=args.pooling,
-                         **_model_kwargs(args))
+    config = _model_config(args, audio_dim=int(store.meta.dim), text_dim=int(encoder.dim), pooling=args.pooling)
     options = _train_options(args)
-    y = dataset.label_matrix(classes)
-    ok = np.array([f not in store.failures for f in dataset.filenames])
-    splits = split_clips(dataset.splits, dataset.families, seed=args.seed)
-    usable = ok
-    if args.strict:
-        others = [c for c in dataset.classes if c not in set(classes)]
-        usable = ok & ~dataset.label_matrix(others).any(axis=1) if others else ok
-    train_ids = np.flatnonzero((splits == "train") & usable)
-    val_ids = np.flatnonzero((splits == "val") & ok)
-    if train_ids.size == 0:
+    others = [c for c in dataset.classes if c not in set(classes)]  # with --classes: DATA's other classes
+    clips = dataset_clips(dataset, store, classes=classes + others, seed=args.seed)
+    if clips.n_failed:
+        print(f"zsa: {clips.n_failed} clip(s) failed to embed and are left out", file=sys.stderr)
+    # calibration: classes held out of training watch early stopping and fit sigmoid(scale * F + bias)
+    heldout: list[str] = []
+    if spec is None:
+        calibration = no_calibration("trained with --no-calibration")
+    else:
+        try:
+            heldout = choose_heldout_classes(classes, spec, seed=args.seed)
+        except ParameterError as err:
+            raise ParameterError(f"--calibration-classes: {err}") from None
+        problem = calibration_problem(len(classes), heldout, clips.labels[np.ix_(clips.ids("val"),
+                                                                                 clips.columns(heldout))])
+        if problem is not None:
+            if args.calibration_classes is not None:  # asked for explicitly: cannot be done as asked
+                raise ParameterError(f"--calibration-classes: cannot calibrate: {problem}")
+            heldout, calibration = [], no_calibration(problem)
+            print(f"zsa: note: no calibration: {problem}; the model trains on every class and its probabilities "
+                  "are the uncalibrated sigmoid of the score", file=sys.stderr)
+    trained_cls = clips.columns([c for c in classes if c not in set(heldout)])
+    watch = clips.columns(heldout) if heldout else trained_cls
+    unheard = clips.columns(others + heldout) if args.strict else None
+    chosen = clips.select(train_classes=trained_cls, val_classes=watch, unheard=unheard)
+    if len(chosen.train) == 0:
         raise ParameterError(f"{args.data}: no train clips to train on")
-    rows = store.index_of([dataset.filenames[i] for i in np.flatnonzero(ok)])
-    row_of = np.full(len(dataset.filenames), -1)
-    row_of[np.flatnonzero(ok)] = rows
     emb = class_matrix(encoder, classes, descriptions=dataset.descriptions, text=args.label_text,
                        templates=args.templates)
-    train = ClipSet(store, row_of[train_ids], y[train_ids])
-    val = ClipSet(store, row_of[val_ids], y[val_ids]) if val_ids.size else None
-    result = fit(config, train, emb, val=val, val_class_emb=emb if val is not None else None, options=options,
+    result = fit(config, chosen.train, emb[trained_cls], val=chosen.val,
+                 val_class_emb=emb[watch] if chosen.val is not None else None, options=options,
                  progress=False if args.quiet else None)
+    if heldout:
+        cols = clips.columns(heldout)
+        val_ids, test_ids = clips.ids("val"), clips.ids("test")
+        names = "; ".join(heldout)
+        test_scores = predict(result.model, store, clips.rows[test_ids], emb[cols]) if test_ids.size else None
+        fitted = Calibration.fit(
+            predict(result.model, store, clips.rows[val_ids], emb[cols]), clips.labels[np.ix_(val_ids, cols)],
+            fitted_on=f"val clips of {len(heldout)} class(es) held out of training: {names}", classes=heldout,
+            eval_scores=test_scores, eval_targets=clips.labels[np.ix_(test_ids, cols)],
+            eval_on="test clips of the held-out classes")
+        calibration = fitted.to_dict()
+        if fitted.problem() is not None:
+            calibration = {**no_calibration(fitted.problem()), "rejected_fit": calibration}
+            print(f"zsa: note: no calibration: {fitted.problem()}; the probabilities are the uncalibrated sigmoid "
+                  "of the score", file=sys.stderr)
+        else:
+            print(f"calibration: probability = sigmoid({fitted.scale:.3f} * score {fitted.bias:+.3f}), fitted on "
+                  f"{len(heldout)} class(es) held out of training ({names}); expected calibration error on the "
+                  f"{fitted.ece_measured_on}: {fitted.ece_raw_sigmoid:.3f} plain sigmoid, "
+                  f"{fitted.ece_calibrated:.3f} calibrated")
     trained = TrainedModel(
         model=result.model, classes=classes, class_embeddings=emb, embedder=store.meta.identity(),
         label_encoder={**encoder.identity(), "text": args.label_text, "templates": args.templates},
         info={"train_options": options.to_dict(), "history": result.history, "best_epoch": result.best_epoch,
-              "best_val_map": result.best_val_map, "n_train_clips": int(train_ids.size),
-              "dataset": str(Path(args.data))},
+              "best_val_map": result.best_val_map, "n_train_clips": int(len(chosen.train)),
+              "n_train_dropped": chosen.n_dropped, "trained_classes": [classes[i] for i in trained_cls],
+              "dataset": str(Path(args.data)), "calibration": calibration},
     )
     trained.save(args.out)
     vm = "n/a" if result.best_val_map is None else f"{result.best_val_map:.3f}"
-    print(f"wrote {args.out}: {len(classes)} classes, {train_ids.size} train clips, best epoch "
+    held = f" ({len(heldout)} held out for calibration)" if heldout else ""
+    print(f"wrote {args.out}: {len(classes)} classes{held}, {len(chosen.train)} train clips, best epoch "
           f"{result.best_epoch}, val mAP {vm}")
     return 0
 
@@ -774,6 +907,7 @@ def _print_failures(failures: dict[str, str], store: str | Path, *, limit: int =
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from ._cli_options import dataclass_values
     from ._io import write_json_atomic, write_text_atomic
     from .benchmark import ProtocolOptions, results_markdown, run_protocol
 
@@ -783,9 +917,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     if args.distill and args.synthetic:
         raise ParameterError("--distill needs real audio (YAMNet's class scores), not --synthetic")
     try:
-        options = ProtocolOptions(folds=args.folds, seed=args.seed, strict=args.strict, systems=systems,
-                                  model=_model_kwargs(args), train=_train_options(args), distill=args.distill,
-                                  temporal=args.temporal)
+        options = ProtocolOptions(seed=args.seed, systems=systems, model=_model_kwargs(args),
+                                  train=_train_options(args), **dataclass_values(args, args._protocol_fields))
     except ParameterError as err:
         raise ParameterError(f"{'--systems: ' if 'system' in str(err) else ''}{err}") from None
     _writable_output(args.out, "--out", directory=True)

@@ -154,11 +154,16 @@ class Tagger:
         cal = trained.info.get("calibration") or {}
         self.scale = float(cal.get("scale", 1.0))
         self.bias = float(cal.get("bias", 0.0))
+        #: Whether :meth:`probability` is calibrated; when not, :attr:`uncalibrated_reason` says why.
+        self.calibrated = cal.get("fitted", True) is not False and "scale" in cal and "bias" in cal
+        self.uncalibrated_reason = None if self.calibrated else str(
+            cal.get("reason") or "the model directory records no calibration")
         self.window_segments = int(window_segments)
         self.batch_labels = int(batch_labels)
 
     def probability(self, scores: np.ndarray) -> np.ndarray:
-        """Calibrated probability of clip scores: ``sigmoid(scale * F + bias)``."""
+        """Calibrated probability of clip scores: ``sigmoid(scale * F + bias)`` (the plain ``sigmoid(F)`` when the
+        model has no calibration: see :attr:`calibrated`)."""
         z = self.scale * np.asarray(scores, dtype=np.float64) + self.bias
         return 0.5 * (1.0 + np.tanh(0.5 * z))
 

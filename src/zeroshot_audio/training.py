@@ -9,112 +9,28 @@ itself is zero-shot.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 
 from ._errors import ParameterError
-from .losses import LOSSES, get_loss
+from .losses import get_loss
 from .metrics import mean_average_precision
 from .model import ModelConfig
 from .train.network import ZeroShotModel
+from .train.options import TrainOptions
+from .train.recipes import ClipSet, SegmentSource
 
 __all__ = [
     "TrainOptions", "ClipSet", "FitResult", "fit", "predict", "predict_segments", "resolve_device", "SegmentSource",
 ]
 
 log = logging.getLogger(__name__)
-
-
-class SegmentSource(Protocol):
-    """What training needs of a store: padded batches of segment embeddings by row."""
-
-    def batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """Optimisation settings, validated on creation.
-
-    Parameters
-    ----------
-    epochs : int
-        Upper bound on passes over the training clips.
-    batch_size : int
-    lr, weight_decay : float
-    optimizer : {"adamw", "sgd"}
-    momentum : float
-        SGD momentum.
-    loss : {"rank_hinge", "bce"}
-    margin : float
-        Hinge margin ``Delta``.
-    patience : int
-        Epochs without a better validation mAP before stopping (0 = never stop early).
-    seed : int
-        Seeds initialisation and batch order: equal seeds give equal models on one device.
-    device : {"auto", "cpu", "cuda"}
-    normalize : bool
-        Standardise audio embedding dimensions with training statistics.
-    """
-
-    epochs: int = 60
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 1e-2
-    optimizer: str = "adamw"
-    momentum: float = 0.9
-    loss: str = "rank_hinge"
-    margin: float = 1.0
-    patience: int = 10
-    seed: int = 0
-    device: str = "auto"
-    normalize: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ParameterError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.patience < 0:
-            raise ParameterError(f"patience must be >= 0, got {self.patience}")
-        if not self.lr > 0:
-            raise ParameterError(f"lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ParameterError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.optimizer not in ("adamw", "sgd"):
-            raise ParameterError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
-        if self.loss not in LOSSES:
-            raise ParameterError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ParameterError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass
-class ClipSet:
-    """Clips for training or scoring: ``rows [N]`` of ``store`` and their ``targets [N, C]`` (bool)."""
-
-    store: SegmentSource
-    rows: np.ndarray
-    targets: np.ndarray
-
-    def __post_init__(self) -> None:
-        self.rows = np.asarray(self.rows, dtype=np.int64)
-        self.targets = np.asarray(self.targets, dtype=bool)
-        if self.targets.ndim != 2 or self.targets.shape[0] != self.rows.shape[0]:
-            raise ParameterError(
-                f"targets must be [N, C] with N = {self.rows.shape[0]} rows, got {self.targets.shape}"
-            )
-
-    def __len__(self) -> int:
-        return int(self.rows.shape[0])
 
 
 @dataclass
