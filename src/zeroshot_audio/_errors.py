@@ -74,6 +74,22 @@ def missing_dependency(package: str, feature: str) -> MissingDependencyError:
     return MissingDependencyError(f"{feature} needs the package '{package}': pip install {package}")
 
 
+#: Optional packages and the extra of zeroshot-audio that installs them.
+EXTRAS = {"torch": "train", "sed_scores_eval": "eval"}
+
+
+def missing_extra(err: ModuleNotFoundError) -> MissingDependencyError | None:
+    """The one-line error for an optional package of an extra that is not installed, else None."""
+    top = (err.name or "").split(".")[0]
+    extra = EXTRAS.get(top)
+    if extra is None:
+        return None
+    hint = (" (on a machine without a GPU, first: pip install torch==2.13.0 --index-url "
+            "https://download.pytorch.org/whl/cpu)") if top == "torch" else ""
+    return MissingDependencyError(f"this command needs {top}, which tagging does not: "
+                                  f"pip install 'zeroshot-audio[{extra}]'{hint}")
+
+
 def name_some(items: list, limit: int = 5) -> str:
     """``'a', 'b' and 3 more``: the first ``limit`` items of a list for an error message."""
     shown = ", ".join(repr(x) for x in items[:limit])

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._errors import DataError, ParameterError, ZsaError, describe_read_error, read_error_types
+from ._errors import DataError, ParameterError, ZsaError, describe_read_error, missing_extra, read_error_types
 
 __all__ = ["main", "build_parser"]
 
@@ -1096,6 +1096,9 @@ def _main(argv: Sequence[str] | None) -> int:
         if isinstance(err, OSError):  # a file system error the checks did not foresee: one line, not a traceback
             _error(str(err))
             return 1
+        if isinstance(err, ModuleNotFoundError) and (missing := missing_extra(err)) is not None:
+            _error(str(missing))  # training or scoring events without the extra that installs it
+            return missing.exit_code
         if isinstance(err, read_error_types()):  # escaped from reading user data without a reader naming it
             _error(f"cannot read the input data: {describe_read_error(err)} (zsa --debug shows where)")
             return DataError.exit_code

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._errors import ParameterError
+from ._math import sigmoid
 
 __all__ = ["AuxLabels", "yamnet_aux_labels"]
 
@@ -100,7 +101,7 @@ def yamnet_aux_labels(
         x, mask = logits_store.batch(rows[start : start + 512])
         x = np.where(mask[..., None], x, -np.inf)
         top = np.clip(x.max(axis=1), -60.0, 60.0)  # clip level: the most confident segment
-        probs[start : start + 512] = (1.0 / (1.0 + np.exp(-top)))[:, keep]
+        probs[start : start + 512] = sigmoid(top, np.float32)[:, keep]
     names = [n for n, k in zip(yamnet_names, keep) if k]
     excluded = [n for n, k in zip(yamnet_names, keep) if not k]
     return AuxLabels(names=names, embeddings=aux_emb[keep], targets=probs >= threshold, excluded=excluded,

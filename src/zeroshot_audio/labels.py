@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ._cache import cache_dir
 from ._errors import CheckpointError, MissingDependencyError, ParameterError, missing_dependency, name_some
 from ._io import atomic_path
 
@@ -69,15 +70,6 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "this is the sound of {}",
     ),
 }
-
-
-def cache_dir() -> Path:
-    """The user cache directory: ``$ZSA_CACHE_DIR``, else ``$XDG_CACHE_HOME/zeroshot-audio``."""
-    env = os.environ.get("ZSA_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "zeroshot-audio"
 
 
 def _normalise_rows(m: np.ndarray) -> np.ndarray:

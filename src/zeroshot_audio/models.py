@@ -51,9 +51,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._cache import cache_dir
 from ._errors import CheckpointError, MissingDependencyError
 from ._io import atomic_dir, recover_dir, sha256_file
-from .labels import cache_dir
 
 __all__ = [
     "ModelStatus",

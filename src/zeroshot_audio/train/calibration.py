@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ParameterError
+from .._math import sigmoid
 
 __all__ = [
     "Calibration", "fit_platt", "ece", "sigmoid", "no_calibration", "choose_heldout_classes", "calibration_problem",
@@ -33,11 +34,6 @@ DEFAULT_FRACTION = 0.2
 MIN_CLASSES = 5
 #: Fewest positive and fewest negative (clip, held-out class) pairs the fit needs.
 MIN_POSITIVES = 10
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """The logistic function, computed without overflow (float64)."""
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
 
 
 def fit_platt(scores: np.ndarray, y: np.ndarray, iters: int = 100, ridge: float = 1e-3) -> tuple[float, float]:
@@ -67,7 +63,7 @@ def fit_platt(scores: np.ndarray, y: np.ndarray, iters: int = 100, ridge: float 
 
     w = np.zeros(2)
     for _ in range(iters):
-        p = 1 / (1 + np.exp(-(w[0] * z + w[1])))
+        p = sigmoid(w[0] * z + w[1])
         g = np.array([np.mean((p - t) * z) + 2 * ridge * w[0], np.mean(p - t)])
         q = p * (1 - p)
         h = np.array([[np.mean(q * z * z) + 2 * ridge, np.mean(q * z)], [np.mean(q * z), np.mean(q) + 1e-9]])
