@@ -43,10 +43,10 @@ _EXPORTS = {
     "ModelConfig": ".model",
     "NumpyModel": ".model",
     "ZeroShotModel": ".train.network",
-    "TrainOptions": ".training",
-    "ClipSet": ".training",
-    "fit": ".training",
-    "predict": ".training",
+    "TrainOptions": ".train.fit",
+    "ClipSet": ".train.fit",
+    "fit": ".train.fit",
+    "predict": ".train.fit",
     "TrainedModel": ".checkpoint",
     "ProtocolOptions": ".benchmark",
     "run_protocol": ".benchmark",
@@ -89,5 +89,5 @@ if TYPE_CHECKING:  # pragma: no cover
     from .metrics import evaluate_scores
     from .model import ModelConfig, NumpyModel
     from .tagging import Tagger, TagResult, load_model
+    from .train.fit import ClipSet, TrainOptions, fit, predict
     from .train.network import ZeroShotModel
-    from .training import ClipSet, TrainOptions, fit, predict

@@ -80,7 +80,7 @@ class ProtocolOptions:
         :class:`ModelConfig` fields shared by the learned systems (``dim``, ``projection``, ...).
     train : TrainOptions
     distill : bool
-        Add YAMNet's own class knowledge as auxiliary training labels (:mod:`zeroshot_audio.distill`);
+        Add YAMNet's own class knowledge as auxiliary training labels (:mod:`zeroshot_audio.train.distill`);
         the caller passes them to :func:`run_protocol` as ``aux``. Also enables the training-free
         ``semantic`` system.
     temporal : bool
@@ -158,7 +158,7 @@ def _ground_truth(dataset: Any) -> dict[str, list[tuple[float, float, str]]] | N
 def _detection(model, store, rows, clip_ids, dataset, classes, class_embeddings, unseen, gt, device):
     """Detection metrics of the unseen classes on the test clips, per detection score kind."""
     from .temporal import detection_scores, evaluate_detection, frame_timestamps
-    from .training import predict_segments
+    from .train.fit import predict_segments
 
     names = [classes[i] for i in unseen]
     outputs = predict_segments(model, store, rows, class_embeddings[unseen], device=device)
@@ -208,10 +208,10 @@ def run_protocol(
     progress : bool or None
         Show a progress bar over (fold, system) runs; None = only on a terminal.
     aux : AuxLabels, optional
-        Auxiliary classes with pseudo-labels for every clip (:mod:`zeroshot_audio.distill`), added to the
+        Auxiliary classes with pseudo-labels for every clip (:mod:`zeroshot_audio.train.distill`), added to the
         training classes of every learned system.
     """
-    from .training import fit, predict, resolve_device
+    from .train.fit import fit, predict, resolve_device
 
     opts = options or ProtocolOptions()
     if opts.distill and aux is None:

@@ -706,8 +706,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .data import open_store, read_dataset
     from .labels import class_matrix
     from .train.calibration import Calibration, calibration_problem, choose_heldout_classes, no_calibration
+    from .train.fit import fit, predict
     from .train.recipes import dataset_clips
-    from .training import fit, predict
 
     _require(args.data, "DATA")
     _require(args.store, "--store")
@@ -950,8 +950,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         import csv
 
         from .data import open_store
-        from .distill import yamnet_aux_labels
         from .models import yamnet_class_map_path
+        from .train.distill import yamnet_aux_labels
 
         if args.logits_store:
             _require(args.logits_store, "--logits-store")

@@ -1,7 +1,7 @@
 """When a label is heard: per-segment detection scores, events, and their evaluation against strong labels.
 
 Per-segment scores come from a trained model (``segment_scores [T, C]`` and ``attention [T, C]``, see
-:func:`zeroshot_audio.training.predict_segments`). Two kinds are offered:
+:func:`zeroshot_audio.train.fit.predict_segments`). Two kinds are offered:
 
 - ``"segment"``: the segment compatibility ``s_t(y)`` (any pooling; the mean-pooling model gives the
   baseline of the method's comparison);
