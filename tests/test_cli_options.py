@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zeroshot_audio.benchmark import ProtocolOptions
 from zeroshot_audio.cli import build_parser, main
 from zeroshot_audio.data.dataset import write_dataset
 from zeroshot_audio.data.synthetic import make_synthetic
+from zeroshot_audio.evaluation.protocol import ProtocolOptions
 from zeroshot_audio.model import ATTENTIONS, POOLINGS, PROJECTIONS, ModelConfig
 from zeroshot_audio.train.options import DEVICES, LOSS_NAMES, OPTIMIZERS, TrainOptions
 

@@ -67,7 +67,7 @@ def _reference_events(tagger, res_embeddings, duration, emb, threshold):
     """The events of LabelResult's definition, computed label by label in one model call (the old algorithm)."""
     import torch
 
-    from zeroshot_audio.temporal import frame_timestamps
+    from zeroshot_audio.events import frame_timestamps
 
     x = torch.from_numpy(res_embeddings)
     t, w = x.shape[0], tagger.window_segments
@@ -128,7 +128,7 @@ def test_events_of_many_labels_are_assembled_without_a_search_per_event(tagger, 
 
 
 def test_active_runs_and_their_maxima():
-    from zeroshot_audio.temporal import active_runs, run_maxima
+    from zeroshot_audio.events import active_runs, run_maxima
 
     scores = np.array([[0.9, 0.1, 0.7], [0.8, 0.9, 0.1], [0.1, 0.9, 0.8], [0.7, 0.2, 0.9]])
     col, start, stop = active_runs(scores >= 0.5)

@@ -48,9 +48,9 @@ _EXPORTS = {
     "fit": ".train.fit",
     "predict": ".train.fit",
     "TrainedModel": ".checkpoint",
-    "ProtocolOptions": ".benchmark",
-    "run_protocol": ".benchmark",
-    "evaluate_scores": ".metrics",
+    "ProtocolOptions": ".evaluation.protocol",
+    "run_protocol": ".evaluation.protocol",
+    "evaluate_scores": ".evaluation.metrics",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -79,14 +79,14 @@ if TYPE_CHECKING:  # pragma: no cover
         StoreError,
         ZsaError,
     )
-    from .benchmark import ProtocolOptions, run_protocol
     from .checkpoint import TrainedModel
     from .data.dataset import Dataset, read_dataset, write_dataset
     from .data.memstore import MemoryStore
     from .data.store import EmbeddingStore, StoreMeta, StoreWriter, open_store
     from .data.synthetic import make_synthetic
+    from .evaluation.metrics import evaluate_scores
+    from .evaluation.protocol import ProtocolOptions, run_protocol
     from .labels import LabelEncoder, available_label_encoders, class_matrix, get_label_encoder
-    from .metrics import evaluate_scores
     from .model import ModelConfig, NumpyModel
     from .tagging import Tagger, TagResult, load_model
     from .train.fit import ClipSet, TrainOptions, fit, predict

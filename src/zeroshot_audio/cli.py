@@ -131,7 +131,7 @@ def _add_protocol_options(p: _Parser) -> None:
 
 def _derive_protocol_options(p: argparse.ArgumentParser) -> None:
     from ._cli_options import add_dataclass_options
-    from .benchmark import ProtocolOptions
+    from .evaluation.protocol import ProtocolOptions
 
     names = add_dataclass_options(p.add_argument_group("protocol"), ProtocolOptions, help=_FLAG_HELP,
                                   types=_FLAG_TYPES, exclude=("seed", "systems", "model", "train"))
@@ -544,8 +544,8 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         if events:
             events.write(res)
         if args.plot:
+            from .events import frame_timestamps
             from .plots import plot_attention
-            from .temporal import frame_timestamps
 
             top = res.labels[: args.top_k or 3]
             stamps = frame_timestamps(len(res.segment_times), tagger.embedder.hop, res.duration)
@@ -813,7 +813,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ._io import write_json_atomic
-    from .metrics import evaluate_scores
+    from .evaluation.metrics import evaluate_scores
 
     _writable_output(args.json_out, "--json", directory=False)
     trained, dataset, store = _model_data_store(args)
@@ -846,8 +846,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    from .events import frame_timestamps
     from .plots import plot_attention
-    from .temporal import frame_timestamps
 
     _writable_output(args.out, "--out", directory=False)
     trained, dataset, store = _model_data_store(args)
@@ -909,7 +909,7 @@ def _print_failures(failures: dict[str, str], store: str | Path, *, limit: int =
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from ._cli_options import dataclass_values
     from ._io import write_json_atomic, write_text_atomic
-    from .benchmark import ProtocolOptions, results_markdown, run_protocol
+    from .evaluation.protocol import ProtocolOptions, results_markdown, run_protocol
 
     if args.systems is None:
         args.systems = "zero_rule,mean,max,attention,supervised" + (",semantic" if args.distill else "")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .._errors import ParameterError
-from ..metrics import mean_average_precision
+from ..evaluation.metrics import mean_average_precision
 from ..model import ModelConfig
 from .losses import get_loss
 from .network import ZeroShotModel
