@@ -33,9 +33,9 @@ def main() -> None:
     from zeroshot_audio.data import open_store, read_dataset
     from zeroshot_audio.data.folds import class_folds, fold_roles
     from zeroshot_audio.evaluation.metrics import mean_average_precision
-    from zeroshot_audio.labels import class_matrix, get_label_encoder
     from zeroshot_audio.model import ModelConfig
     from zeroshot_audio.models import yamnet_class_map_path
+    from zeroshot_audio.text import class_matrix, get_label_encoder
     from zeroshot_audio.train.calibration import Calibration
     from zeroshot_audio.train.distill import yamnet_aux_labels
     from zeroshot_audio.train.fit import fit, predict

@@ -191,14 +191,14 @@ def test_overflowing_weights_give_a_failure_not_nan_json(tmp_path, capsys, yamne
 
 
 def test_non_finite_label_cache_entry_is_encoded_again(tmp_path, caplog):
-    from zeroshot_audio.labels import CachedLabelEncoder, HashingLabelEncoder
+    from zeroshot_audio.text import CachedLabelEncoder, HashingLabelEncoder
 
     enc = CachedLabelEncoder(HashingLabelEncoder(dim=16), directory=tmp_path / "labels")
     good = enc.encode(["dog barking", "rain"])
     entry = enc._path("dog barking")
     assert entry.is_file()
     np.save(entry, np.full(16, np.nan, dtype=np.float32))  # a corrupted entry of the right shape
-    with caplog.at_level(logging.WARNING, logger="zeroshot_audio.labels"):
+    with caplog.at_level(logging.WARNING, logger="zeroshot_audio.text"):
         again = enc.encode(["dog barking", "rain"])
     np.testing.assert_array_equal(again, good)
     assert "NaN" in caplog.text and entry.name in caplog.text

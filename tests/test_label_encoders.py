@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from zeroshot_audio import CheckpointError, MissingDependencyError, ParameterError
-from zeroshot_audio.labels import (
+from zeroshot_audio.text import (
     TEMPLATES,
     CachedLabelEncoder,
     HashingLabelEncoder,
@@ -45,7 +45,7 @@ def test_minilm_is_lazy_and_offline_in_a_fresh_interpreter(tmp_path):
             if event in ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname"):
                 raise OSError(f"network access: {event} {args!r}")
         sys.addaudithook(audit)
-        from zeroshot_audio.labels import MiniLMLabelEncoder
+        from zeroshot_audio.text import MiniLMLabelEncoder
         enc = MiniLMLabelEncoder()
         ident = enc.identity()
         assert "torch" not in sys.modules and "transformers" not in sys.modules, "imported at construction"
@@ -204,7 +204,7 @@ def test_word_vector_formats_agree(tmp_path, vectors):
 
 def test_word_vectors_report_unknown_words(tmp_path, vectors, caplog):
     enc = WordVectorLabelEncoder(write_glove(tmp_path / "glove.txt", vectors))
-    with caplog.at_level(logging.WARNING, logger="zeroshot_audio.labels"):
+    with caplog.at_level(logging.WARNING, logger="zeroshot_audio.text"):
         m = enc.encode(["dog barking xylophone", "Xylophone rain"])
         enc.encode(["xylophone dog"])
     np.testing.assert_allclose(m[0], unit_mean(vectors["dog"], vectors["barking"]), atol=1e-6)
@@ -361,7 +361,7 @@ def test_the_encoder_runs_from_the_cache_without_torch_transformers_or_the_packa
                 if name.split(".")[0] in BLOCKED:
                     raise ImportError(f"blocked: {name}")
         sys.meta_path.insert(0, Block())
-        from zeroshot_audio.labels import get_label_encoder
+        from zeroshot_audio.text import get_label_encoder
         enc = get_label_encoder("minilm")
         vectors = enc.encode(sys.argv[1:])
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)

@@ -35,10 +35,10 @@ _EXPORTS = {
     "MemoryStore": ".data.memstore",
     "make_synthetic": ".data.synthetic",
     # labels
-    "LabelEncoder": ".labels",
-    "get_label_encoder": ".labels",
-    "available_label_encoders": ".labels",
-    "class_matrix": ".labels",
+    "LabelEncoder": ".text",
+    "get_label_encoder": ".text",
+    "available_label_encoders": ".text",
+    "class_matrix": ".text",
     # model, training, evaluation
     "ModelConfig": ".model",
     "NumpyModel": ".model",
@@ -86,8 +86,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data.synthetic import make_synthetic
     from .evaluation.metrics import evaluate_scores
     from .evaluation.protocol import ProtocolOptions, run_protocol
-    from .labels import LabelEncoder, available_label_encoders, class_matrix, get_label_encoder
     from .model import ModelConfig, NumpyModel
     from .tagging import Tagger, TagResult, load_model
+    from .text import LabelEncoder, available_label_encoders, class_matrix, get_label_encoder
     from .train.fit import ClipSet, TrainOptions, fit, predict
     from .train.network import ZeroShotModel

@@ -409,7 +409,7 @@ def _read_class_file(path: str) -> list[str]:
 
 
 def _label_encoder(args: argparse.Namespace):
-    from .labels import get_label_encoder
+    from .text import get_label_encoder
 
     options = {}
     if args.label_encoder == "word2vec":
@@ -704,7 +704,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from .checkpoint import TrainedModel
     from .data import open_store, read_dataset
-    from .labels import class_matrix
+    from .text import class_matrix
     from .train.calibration import Calibration, calibration_problem, choose_heldout_classes, no_calibration
     from .train.fit import fit, predict
     from .train.recipes import dataset_clips
@@ -933,7 +933,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         if not args.data:
             raise ParameterError("benchmark needs DATA (a dataset directory) or --synthetic")
         from .data import open_store, read_dataset
-        from .labels import class_matrix
+        from .text import class_matrix
 
         _require(args.data, "DATA")
         if args.store:

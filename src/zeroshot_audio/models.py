@@ -600,7 +600,7 @@ def _build_minilm(source: _Source, progress: Progress) -> Path:
 
     from ._minilm_onnx import OPSET, build_minilm_graph
     from ._safetensors import read_safetensors
-    from .labels import MiniLMLabelEncoder
+    from .text import MiniLMLabelEncoder
 
     folder = minilm_onnx_dir(MINILM_VERSION)
     progress(f"building the MiniLM ONNX graph from {source.describe(f'model/{_MINILM_WEIGHTS}')} into {folder}")
