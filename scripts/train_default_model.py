@@ -29,12 +29,12 @@ def main() -> None:
     ap.add_argument("--out", default="src/zeroshot_audio/assets/default")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    from zeroshot_audio.assets.fetch import yamnet_class_map_path
     from zeroshot_audio.checkpoint import TrainedModel
     from zeroshot_audio.data import open_store, read_dataset
     from zeroshot_audio.data.folds import class_folds, fold_roles
     from zeroshot_audio.evaluation.metrics import mean_average_precision
     from zeroshot_audio.model import ModelConfig
-    from zeroshot_audio.models import yamnet_class_map_path
     from zeroshot_audio.text import class_matrix, get_label_encoder
     from zeroshot_audio.train.calibration import Calibration
     from zeroshot_audio.train.distill import yamnet_aux_labels

