@@ -1,4 +1,4 @@
-"""Flags derived from the option dataclasses (_cli_options.py): every option reachable, defaults not retyped."""
+"""Flags derived from the option dataclasses (cli/options.py): every option reachable, defaults not retyped."""
 
 from __future__ import annotations
 
@@ -148,7 +148,7 @@ def test_parser_imports_no_torch_until_a_training_command_is_parsed():
 
 
 def test_numpydoc_parameters_and_unsupported_fields():
-    from zeroshot_audio._cli_options import add_dataclass_options, numpydoc_parameters
+    from zeroshot_audio.cli.options import add_dataclass_options, numpydoc_parameters
 
     @dataclass
     class Opts:

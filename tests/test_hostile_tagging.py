@@ -209,7 +209,7 @@ def test_non_finite_label_cache_entry_is_encoded_again(tmp_path, caplog):
 
 
 def test_plot_names_are_unique_and_predictable(tmp_path):
-    from zeroshot_audio.cli import _plot_names
+    from zeroshot_audio.cli.tag import _plot_names
 
     files = [tmp_path / "a" / "dog.wav", tmp_path / "b" / "dog.wav", tmp_path / "a_b" / "c.wav",
              tmp_path / "a" / "b_c.wav", tmp_path / "a" / "Dog.wav"]
@@ -267,7 +267,7 @@ def test_labels_file_from_a_pipe_with_a_bom(tmp_path, capsys, yamnet_cache):
 
 
 def test_labels_file_encodings(tmp_path):
-    from zeroshot_audio.cli import _read_labels_file
+    from zeroshot_audio.cli.tag import _read_labels_file
 
     f = tmp_path / "labels.txt"
     f.write_bytes("\ufeffcafé\nrain\r\n".encode())
