@@ -94,7 +94,7 @@ def main() -> None:
 
     from zeroshot_audio.data.store import open_store
     from zeroshot_audio.model import ModelConfig
-    from zeroshot_audio.training import ClipSet, TrainOptions, fit
+    from zeroshot_audio.train.fit import ClipSet, TrainOptions, fit
 
     store = open_store(store_dir)
     rng = np.random.default_rng(1)

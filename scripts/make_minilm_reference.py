@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zeroshot_audio.labels import MiniLMLabelEncoder
+from zeroshot_audio.text import MiniLMLabelEncoder
 
 TEXTS = [
     "dog barking",

@@ -29,18 +29,18 @@ def main() -> None:
     ap.add_argument("--out", default="src/zeroshot_audio/assets/default")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    from zeroshot_audio.assets.fetch import yamnet_class_map_path
     from zeroshot_audio.checkpoint import TrainedModel
     from zeroshot_audio.data import open_store, read_dataset
     from zeroshot_audio.data.folds import class_folds, fold_roles
-    from zeroshot_audio.distill import yamnet_aux_labels
-    from zeroshot_audio.labels import class_matrix, get_label_encoder
-    from zeroshot_audio.metrics import mean_average_precision
+    from zeroshot_audio.evaluation.metrics import mean_average_precision
     from zeroshot_audio.model import ModelConfig
-    from zeroshot_audio.models import yamnet_class_map_path
+    from zeroshot_audio.text import class_matrix, get_label_encoder
     from zeroshot_audio.train.calibration import Calibration
+    from zeroshot_audio.train.distill import yamnet_aux_labels
+    from zeroshot_audio.train.fit import fit, predict
     from zeroshot_audio.train.options import TrainOptions
     from zeroshot_audio.train.recipes import dataset_clips
-    from zeroshot_audio.training import fit, predict
 
     start = time.perf_counter()
     data = Path(args.data)

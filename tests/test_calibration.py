@@ -176,7 +176,7 @@ def test_zsa_train_calibrates_on_classes_it_did_not_train_on(planted):
 
 
 def test_early_stopping_watched_the_heldout_classes(planted):
-    from zeroshot_audio.metrics import mean_average_precision
+    from zeroshot_audio.evaluation.metrics import mean_average_precision
 
     info = _config(planted / "model")["info"]
     scores, y = _scores(planted / "model", planted / "data", planted / "store", info["calibration"]["classes"], "val")

@@ -262,8 +262,8 @@ def test_evaluate_numbers_equal_those_of_the_torch_forward(planted, model_dir, t
     weights) scoring the same clips."""
     from zeroshot_audio.checkpoint import TrainedModel
     from zeroshot_audio.data import open_store
-    from zeroshot_audio.metrics import evaluate_scores
-    from zeroshot_audio.training import predict
+    from zeroshot_audio.evaluation.metrics import evaluate_scores
+    from zeroshot_audio.train.fit import predict
 
     out = tmp_path / "metrics.json"
     code, _, err = run(capsys, "evaluate", model_dir, planted.data, "--store", planted.store, "--split", "all",

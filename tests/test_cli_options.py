@@ -1,4 +1,4 @@
-"""Flags derived from the option dataclasses (_cli_options.py): every option reachable, defaults not retyped."""
+"""Flags derived from the option dataclasses (cli/options.py): every option reachable, defaults not retyped."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zeroshot_audio.benchmark import ProtocolOptions
 from zeroshot_audio.cli import build_parser, main
 from zeroshot_audio.data.dataset import write_dataset
 from zeroshot_audio.data.synthetic import make_synthetic
+from zeroshot_audio.evaluation.protocol import ProtocolOptions
 from zeroshot_audio.model import ATTENTIONS, POOLINGS, PROJECTIONS, ModelConfig
 from zeroshot_audio.train.options import DEVICES, LOSS_NAMES, OPTIMIZERS, TrainOptions
 
@@ -66,7 +66,7 @@ def test_every_option_is_a_flag_with_the_dataclass_default():
 
 
 def test_choices_come_from_the_docstrings_and_match_the_constants():
-    from zeroshot_audio.losses import LOSSES
+    from zeroshot_audio.train.losses import LOSSES
 
     flags = _flags(_subparser("train"))
     assert tuple(flags["--pooling"].choices) == POOLINGS
@@ -136,7 +136,7 @@ def test_parser_imports_no_torch_until_a_training_command_is_parsed():
     probe = ("import sys; from zeroshot_audio.cli import build_parser; p = build_parser(); p.format_help(); "
              "p.parse_args(['tag', 'a.wav', '--labels', 'dog']); print('torch' in sys.modules); "
              "p.parse_args(['train', 'D', '--store', 'S', '--out', 'O']); p.parse_args(['benchmark', '--synthetic']); "
-             "print('zeroshot_audio.training' in sys.modules, 'zeroshot_audio.losses' in sys.modules, "
+             "print('zeroshot_audio.train.fit' in sys.modules, 'zeroshot_audio.train.losses' in sys.modules, "
              "'torch' in sys.modules)")
     model_only = "import sys; import zeroshot_audio.model; print('torch' in sys.modules)"
     run = lambda code: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,  # noqa: E731
@@ -148,7 +148,7 @@ def test_parser_imports_no_torch_until_a_training_command_is_parsed():
 
 
 def test_numpydoc_parameters_and_unsupported_fields():
-    from zeroshot_audio._cli_options import add_dataclass_options, numpydoc_parameters
+    from zeroshot_audio.cli.options import add_dataclass_options, numpydoc_parameters
 
     @dataclass
     class Opts:

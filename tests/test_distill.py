@@ -5,8 +5,8 @@ import pytest
 
 from zeroshot_audio import ParameterError, StoreMeta
 from zeroshot_audio.data.memstore import MemoryStore
-from zeroshot_audio.distill import yamnet_aux_labels
-from zeroshot_audio.labels import HashingLabelEncoder
+from zeroshot_audio.text import HashingLabelEncoder
+from zeroshot_audio.train.distill import yamnet_aux_labels
 
 
 def _store(logits, embedder="yamnet-logits"):

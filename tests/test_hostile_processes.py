@@ -401,9 +401,9 @@ def test_mp3_decoder_chatter_becomes_one_warning(tmp_path, capfd, caplog):
 
 
 def test_models_list_shows_minilm_next_to_yamnet(tmp_path, yamnet_files, monkeypatch, capsys):
+    from zeroshot_audio.assets.fetch import minilm_onnx_path
     from zeroshot_audio.cli import main
-    from zeroshot_audio.labels import MiniLMLabelEncoder
-    from zeroshot_audio.models import minilm_onnx_path
+    from zeroshot_audio.text import MiniLMLabelEncoder
 
     cache = _model_cache(tmp_path, yamnet_files)
     monkeypatch.setenv("ZSA_CACHE_DIR", str(cache))

@@ -67,7 +67,7 @@ def _reference_events(tagger, res_embeddings, duration, emb, threshold):
     """The events of LabelResult's definition, computed label by label in one model call (the old algorithm)."""
     import torch
 
-    from zeroshot_audio.temporal import frame_timestamps
+    from zeroshot_audio.events import frame_timestamps
 
     x = torch.from_numpy(res_embeddings)
     t, w = x.shape[0], tagger.window_segments
@@ -128,7 +128,7 @@ def test_events_of_many_labels_are_assembled_without_a_search_per_event(tagger, 
 
 
 def test_active_runs_and_their_maxima():
-    from zeroshot_audio.temporal import active_runs, run_maxima
+    from zeroshot_audio.events import active_runs, run_maxima
 
     scores = np.array([[0.9, 0.1, 0.7], [0.8, 0.9, 0.1], [0.1, 0.9, 0.8], [0.7, 0.2, 0.9]])
     col, start, stop = active_runs(scores >= 0.5)
@@ -191,14 +191,14 @@ def test_overflowing_weights_give_a_failure_not_nan_json(tmp_path, capsys, yamne
 
 
 def test_non_finite_label_cache_entry_is_encoded_again(tmp_path, caplog):
-    from zeroshot_audio.labels import CachedLabelEncoder, HashingLabelEncoder
+    from zeroshot_audio.text import CachedLabelEncoder, HashingLabelEncoder
 
     enc = CachedLabelEncoder(HashingLabelEncoder(dim=16), directory=tmp_path / "labels")
     good = enc.encode(["dog barking", "rain"])
     entry = enc._path("dog barking")
     assert entry.is_file()
     np.save(entry, np.full(16, np.nan, dtype=np.float32))  # a corrupted entry of the right shape
-    with caplog.at_level(logging.WARNING, logger="zeroshot_audio.labels"):
+    with caplog.at_level(logging.WARNING, logger="zeroshot_audio.text"):
         again = enc.encode(["dog barking", "rain"])
     np.testing.assert_array_equal(again, good)
     assert "NaN" in caplog.text and entry.name in caplog.text
@@ -209,7 +209,7 @@ def test_non_finite_label_cache_entry_is_encoded_again(tmp_path, caplog):
 
 
 def test_plot_names_are_unique_and_predictable(tmp_path):
-    from zeroshot_audio.cli import _plot_names
+    from zeroshot_audio.cli.tag import _plot_names
 
     files = [tmp_path / "a" / "dog.wav", tmp_path / "b" / "dog.wav", tmp_path / "a_b" / "c.wav",
              tmp_path / "a" / "b_c.wav", tmp_path / "a" / "Dog.wav"]
@@ -267,7 +267,7 @@ def test_labels_file_from_a_pipe_with_a_bom(tmp_path, capsys, yamnet_cache):
 
 
 def test_labels_file_encodings(tmp_path):
-    from zeroshot_audio.cli import _read_labels_file
+    from zeroshot_audio.cli.tag import _read_labels_file
 
     f = tmp_path / "labels.txt"
     f.write_bytes("\ufeffcafé\nrain\r\n".encode())

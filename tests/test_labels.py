@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from zeroshot_audio import ParameterError, available_label_encoders, class_matrix, get_label_encoder
-from zeroshot_audio.labels import CachedLabelEncoder, HashingLabelEncoder, LabelEncoder, class_texts
+from zeroshot_audio.text import CachedLabelEncoder, HashingLabelEncoder, LabelEncoder, class_texts
 
 
 class CountingEncoder(LabelEncoder):

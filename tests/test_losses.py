@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from zeroshot_audio import ParameterError
-from zeroshot_audio.losses import bce_loss, get_loss, rank_hinge_loss, rank_hinge_loss_pairwise
+from zeroshot_audio.train.losses import bce_loss, get_loss, rank_hinge_loss, rank_hinge_loss_pairwise
 
 
 def test_hand_computed_case():

@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from zeroshot_audio import ParameterError
-from zeroshot_audio.metrics import average_precision, evaluate_scores, f1_at_k, mean_average_precision
+from zeroshot_audio.evaluation.metrics import average_precision, evaluate_scores, f1_at_k, mean_average_precision
 
 
 def test_average_precision_matches_sklearn_with_ties(rng):

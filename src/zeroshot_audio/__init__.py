@@ -35,22 +35,22 @@ _EXPORTS = {
     "MemoryStore": ".data.memstore",
     "make_synthetic": ".data.synthetic",
     # labels
-    "LabelEncoder": ".labels",
-    "get_label_encoder": ".labels",
-    "available_label_encoders": ".labels",
-    "class_matrix": ".labels",
+    "LabelEncoder": ".text",
+    "get_label_encoder": ".text",
+    "available_label_encoders": ".text",
+    "class_matrix": ".text",
     # model, training, evaluation
     "ModelConfig": ".model",
     "NumpyModel": ".model",
     "ZeroShotModel": ".train.network",
-    "TrainOptions": ".training",
-    "ClipSet": ".training",
-    "fit": ".training",
-    "predict": ".training",
+    "TrainOptions": ".train.fit",
+    "ClipSet": ".train.fit",
+    "fit": ".train.fit",
+    "predict": ".train.fit",
     "TrainedModel": ".checkpoint",
-    "ProtocolOptions": ".benchmark",
-    "run_protocol": ".benchmark",
-    "evaluate_scores": ".metrics",
+    "ProtocolOptions": ".evaluation.protocol",
+    "run_protocol": ".evaluation.protocol",
+    "evaluate_scores": ".evaluation.metrics",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -79,15 +79,15 @@ if TYPE_CHECKING:  # pragma: no cover
         StoreError,
         ZsaError,
     )
-    from .benchmark import ProtocolOptions, run_protocol
     from .checkpoint import TrainedModel
     from .data.dataset import Dataset, read_dataset, write_dataset
     from .data.memstore import MemoryStore
     from .data.store import EmbeddingStore, StoreMeta, StoreWriter, open_store
     from .data.synthetic import make_synthetic
-    from .labels import LabelEncoder, available_label_encoders, class_matrix, get_label_encoder
-    from .metrics import evaluate_scores
+    from .evaluation.metrics import evaluate_scores
+    from .evaluation.protocol import ProtocolOptions, run_protocol
     from .model import ModelConfig, NumpyModel
     from .tagging import Tagger, TagResult, load_model
+    from .text import LabelEncoder, available_label_encoders, class_matrix, get_label_encoder
+    from .train.fit import ClipSet, TrainOptions, fit, predict
     from .train.network import ZeroShotModel
-    from .training import ClipSet, TrainOptions, fit, predict

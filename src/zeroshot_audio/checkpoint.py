@@ -260,7 +260,7 @@ class TrainedModel:
         known = dict(zip(self.classes, self.class_embeddings))
         if all(x in known for x in labels):
             return np.stack([known[x] for x in labels]) if labels else self.class_embeddings[:0]
-        from .labels import class_matrix, label_encoder_from_identity
+        from .text import class_matrix, label_encoder_from_identity
 
         enc = self.label_encoder
         return class_matrix(label_encoder_from_identity(enc), labels, descriptions=descriptions,

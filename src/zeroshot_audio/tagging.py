@@ -240,9 +240,9 @@ class Tagger:
         scores ``[T, L]`` are written into ``detection`` when it is given.
 
         Linear in ``T * L`` plus the number of events: labels are handled in blocks of columns, runs found and
-        their peaks taken by array operations (:func:`~zeroshot_audio.temporal.active_runs`).
+        their peaks taken by array operations (:func:`~zeroshot_audio.events.active_runs`).
         """
-        from .temporal import active_runs, run_maxima
+        from .events import active_runs, run_maxima
 
         t, n_labels = att.shape
         w = self.window_segments
@@ -278,7 +278,7 @@ class Tagger:
         ``benchmarks/tag_speed.py``).
         """
         from ._errors import CheckpointError
-        from .temporal import frame_timestamps
+        from .events import frame_timestamps
 
         if len(labels) != len(label_embeddings):
             raise ParameterError(f"{len(labels)} labels but {len(label_embeddings)} label embeddings")

