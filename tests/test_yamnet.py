@@ -85,7 +85,7 @@ def test_installed_package_source_is_found_without_importing_it(yamnet_files, em
     prov = json.loads((path.parent / "provenance.json").read_text())
     assert prov["files"]["yamnet_float.onnx"]["sha256"] == embedder.checksum
     assert prov["source"]["obtained_from"].startswith("installed package")
-    status = models.available_models()
+    status = models.pretrained_status()
     assert status[0].fetched and status[0].sha256 == embedder.checksum and status[0].size == path.stat().st_size
 
 
@@ -104,7 +104,7 @@ def test_missing_weights_error(tmp_path, monkeypatch, no_network):
         models.yamnet_model_path()
     with pytest.raises(MissingDependencyError, match="zsa models fetch"):
         get_embedder("yamnet")
-    assert not models.available_models()[0].fetched
+    assert not models.pretrained_status()[0].fetched
 
 
 # ---------------------------------------------------------------------------------------------- front end

@@ -14,8 +14,15 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # tagging
     "load_model": ".tagging",
+    "available_models": ".tagging",
     "Tagger": ".tagging",
     "TagResult": ".tagging",
+    "LabelResult": ".tagging",
+    "get_writer": ".writers",
+    # audio and embedders
+    "load_audio": ".audio",
+    "get_embedder": ".embedders",
+    "available_embedders": ".embedders",
     # errors
     "ZsaError": "._errors",
     "ParameterError": "._errors",
@@ -43,8 +50,8 @@ _EXPORTS = {
     "ModelConfig": ".model",
     "NumpyModel": ".model",
     "ZeroShotModel": ".train.network",
-    "TrainOptions": ".train.fit",
-    "ClipSet": ".train.fit",
+    "TrainOptions": ".train.options",
+    "ClipSet": ".train.recipes",
     "fit": ".train.fit",
     "predict": ".train.fit",
     "TrainedModel": ".checkpoint",
@@ -79,15 +86,20 @@ if TYPE_CHECKING:  # pragma: no cover
         StoreError,
         ZsaError,
     )
+    from .audio import load_audio
     from .checkpoint import TrainedModel
     from .data.dataset import Dataset, read_dataset, write_dataset
     from .data.memstore import MemoryStore
     from .data.store import EmbeddingStore, StoreMeta, StoreWriter, open_store
     from .data.synthetic import make_synthetic
+    from .embedders import available_embedders, get_embedder
     from .evaluation.metrics import evaluate_scores
     from .evaluation.protocol import ProtocolOptions, run_protocol
     from .model import ModelConfig, NumpyModel
-    from .tagging import Tagger, TagResult, load_model
+    from .tagging import LabelResult, Tagger, TagResult, available_models, load_model
     from .text import LabelEncoder, available_label_encoders, class_matrix, get_label_encoder
-    from .train.fit import ClipSet, TrainOptions, fit, predict
+    from .train.fit import fit, predict
     from .train.network import ZeroShotModel
+    from .train.options import TrainOptions
+    from .train.recipes import ClipSet
+    from .writers import get_writer

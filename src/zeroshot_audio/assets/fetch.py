@@ -58,7 +58,7 @@ from .._io import atomic_dir, recover_dir, sha256_file
 __all__ = [
     "ModelStatus",
     "MiniLMFiles",
-    "available_models",
+    "pretrained_status",
     "fetch_minilm_onnx",
     "fetch_yamnet",
     "locate_minilm",
@@ -423,7 +423,7 @@ def yamnet_class_map_path() -> Path:
     return yamnet_model_path().parent / CLASS_MAP
 
 
-def available_models() -> list[ModelStatus]:
+def pretrained_status() -> list[ModelStatus]:
     """Known models and what the cache holds for each (no network, no derivation).
 
     Returns

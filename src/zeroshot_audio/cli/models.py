@@ -7,7 +7,7 @@ import sys
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from ..assets.fetch import available_models, fetch_yamnet
+    from ..assets.fetch import fetch_yamnet, pretrained_status
 
     if args.action == "fetch":
         from ..assets.fetch import fetch_minilm_onnx
@@ -17,7 +17,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print(f"yamnet ready: {path}")
         print(f"minilm (onnx) ready: {fetch_minilm_onnx(force=args.force, progress=say)}")
         return 0
-    for m in available_models():
+    for m in pretrained_status():
         state = "ready" if m.fetched else "not fetched (run `zsa models fetch`)"
         size = f"{m.size / 1e6:.1f} MB" if m.size else "-"
         print(f"{m.name}\t{state}\t{size}\tsha256 {m.sha256 or '-'}\t{m.path}")
