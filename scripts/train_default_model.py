@@ -33,6 +33,7 @@ def main() -> None:
     from zeroshot_audio.checkpoint import TrainedModel
     from zeroshot_audio.data import open_store, read_dataset
     from zeroshot_audio.data.folds import class_folds, fold_roles
+    from zeroshot_audio.embedders.yamnet import read_yamnet_class_names
     from zeroshot_audio.evaluation.metrics import mean_average_precision
     from zeroshot_audio.model import ModelConfig
     from zeroshot_audio.text import class_matrix, get_label_encoder
@@ -50,8 +51,7 @@ def main() -> None:
     enc = get_label_encoder("minilm")
     classes = list(ds.classes)
     emb = class_matrix(enc, classes)
-    with open(yamnet_class_map_path(), newline="", encoding="utf-8") as f:
-        ynames = [r["display_name"] for r in csv.DictReader(f)]
+    ynames = read_yamnet_class_names(yamnet_class_map_path())
     aux = yamnet_aux_labels(ds.filenames, logits, classes, emb, enc, yamnet_names=ynames, threshold=0.3)
     clips = dataset_clips(ds, store, classes=classes, seed=args.seed)  # the corpus's split column; no failures
     y, rows = clips.labels, clips.rows

@@ -79,17 +79,15 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
                            templates=args.templates)
     aux = None
     if args.distill:
-        import csv
-
         from ..assets.fetch import yamnet_class_map_path
         from ..data import open_store
+        from ..embedders.yamnet import read_yamnet_class_names
         from ..train.distill import yamnet_aux_labels
 
         if args.logits_store:
             _require(args.logits_store, "--logits-store")
         logits = open_store(args.logits_store or _default_store(args, embedder="yamnet-logits"))
-        with open(yamnet_class_map_path(), newline="", encoding="utf-8") as f:
-            names = [r["display_name"] for r in csv.DictReader(f)]
+        names = read_yamnet_class_names(yamnet_class_map_path())
         aux = yamnet_aux_labels(dataset.filenames, logits, dataset.classes, emb, encoder, yamnet_names=names,
                                 threshold=args.distill_threshold, exclude_similarity=args.distill_exclude)
     results = run_protocol(dataset, store, emb, options=options, progress=False if args.quiet else None, aux=aux)

@@ -32,6 +32,7 @@ import numpy as np
 
 from .._errors import ParameterError
 from .._io import atomic_dir, csv_text, sha256_file
+from ..data.folds import SPLITS
 from .sources import Source, corpus_cache
 
 __all__ = [
@@ -66,7 +67,6 @@ SPLIT_FRACTIONS: dict[str, float] = {"train": 0.7, "val": 0.1, "test": 0.2}
 #: Default number of scenes: with ~80 classes, 5 folds holding out 40 % of the classes leave about
 #: 0.7 * 0.37 * 10 000 ~ 2 600 training scenes per fold (see :func:`estimate_strict_train`).
 DEFAULT_N_SCENES = 10_000
-_SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -438,13 +438,13 @@ class _Pools:
 
 
 def _make_pools(prepared: Sequence[Prepared], family_split: Mapping[str, str]) -> _Pools:
-    tree: dict[str, dict[str, dict[str, list[int]]]] = {s: {} for s in _SPLITS}
+    tree: dict[str, dict[str, dict[str, list[int]]]] = {s: {} for s in SPLITS}
     for i, p in enumerate(prepared):
         split = family_split[p.source.family]
         tree[split].setdefault(p.source.label, {}).setdefault(p.source.family, []).append(i)
     by_split = {
         s: [(label, [tree[s][label][f] for f in sorted(tree[s][label])]) for label in sorted(tree[s])]
-        for s in _SPLITS
+        for s in SPLITS
     }
     return _Pools(by_split)
 
@@ -530,7 +530,7 @@ def _init_worker(state: dict) -> None:
 
 def _render_all(root: Path, splits: list[str], seed: int, prepared: Sequence[Prepared], pools: _Pools,
                 mix: MixSettings, workers: int, progress) -> list[SceneResult]:
-    for s in _SPLITS:
+    for s in SPLITS:
         (root / "audio" / s).mkdir(parents=True, exist_ok=True)
     state = {"splits": splits, "seed": seed, "prepared": prepared, "pools": pools, "mix": mix, "root": str(root)}
     n = len(splits)
@@ -672,7 +672,7 @@ def build_from_sources(
     desc = audioset_descriptions()
     classes = [c for c in desc if c in class_fams] + sorted(c for c in class_fams if c not in desc)
     splits = ["test"] * n_scenes if test_only else scene_splits(n_scenes, seed)
-    for s in _SPLITS:
+    for s in SPLITS:
         if s in splits and not pools.by_split[s]:
             raise ParameterError(f"build: no class has a family in split {s!r}")
 
@@ -717,11 +717,11 @@ def build_from_sources(
             manifest.setdefault(p.source.package, {"version": p.source.package_version, "licences": []})
         (tmp / "LICENSES.md").write_text(_licences_md(kept, counts, manifest, family_split), encoding="utf-8")
 
-        n_cls = {s: len(pools.by_split[s]) for s in _SPLITS}
-        fam_by_split = {s: sum(len(f) for _, f in pools.by_split[s]) for s in _SPLITS}
-        src_by_split = {s: sum(len(x) for _, f in pools.by_split[s] for x in f) for s in _SPLITS}
+        n_cls = {s: len(pools.by_split[s]) for s in SPLITS}
+        fam_by_split = {s: sum(len(f) for _, f in pools.by_split[s]) for s in SPLITS}
+        src_by_split = {s: sum(len(x) for _, f in pools.by_split[s] for x in f) for s in SPLITS}
         missing = {s: [c for c in classes if c not in {lab for lab, _ in pools.by_split[s]}] for s in ("train", "test")}
-        scenes = {s: splits.count(s) for s in _SPLITS}
+        scenes = {s: splits.count(s) for s in SPLITS}
         estimate = estimate_strict_train(n_scenes, n_cls["train"])
         measured = _strict_measured(results, classes, seed)
         timings["write"] = time.perf_counter() - t2

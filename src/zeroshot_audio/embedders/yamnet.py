@@ -170,6 +170,15 @@ def yamnet_class_scores(logits: np.ndarray) -> np.ndarray:
     return sigmoid(logits, np.float32)
 
 
+def read_yamnet_class_names(path: str | Path) -> list[str]:
+    """The 521 display names of YAMNet's classes, in logit order, from its ``yamnet_class_map.csv``."""
+    with open(path, newline="", encoding="utf-8") as f:
+        names = [row["display_name"] for row in csv.DictReader(f)]
+    if len(names) != 521:
+        raise ParameterError(f"{path} lists {len(names)} classes, expected 521: run `zsa models fetch --force`")
+    return names
+
+
 class YamnetEmbedder(Embedder):
     """YAMNet segment embeddings (1024-d) and AudioSet logits (521) with onnxruntime on the CPU.
 
@@ -240,11 +249,7 @@ class YamnetEmbedder(Embedder):
         if not path.is_file():
             log.warning("%s not found: YAMNet class names unavailable", path)
             return None
-        with open(path, newline="", encoding="utf-8") as f:
-            names = [row["display_name"] for row in csv.DictReader(f)]
-        if len(names) != 521:
-            raise ParameterError(f"{path} lists {len(names)} classes, expected 521: run `zsa models fetch --force`")
-        return names
+        return read_yamnet_class_names(path)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
