@@ -46,7 +46,7 @@ def test_results_layout(planted_results):
 
 def test_zero_rule_scores_the_prior():
     y = np.array([[1, 0], [1, 1], [0, 0], [1, 0]], dtype=bool)
-    scores = ZeroRule().fit(y).predict_scores(3)
+    scores = ZeroRule().fit_targets(y).predict_scores(3)
     np.testing.assert_allclose(scores, [[0.75, 0.25]] * 3)
 
 
@@ -98,3 +98,15 @@ def test_event_detection_is_scored_when_the_dataset_has_strong_labels():
         assert len(t["folds"]) == 3
         assert t["segment_auroc"] > 0.6, kind  # the planted events are found well above chance
     assert "Event detection" in results_markdown(r)
+
+
+def test_systems_share_one_interface_and_unknown_names_list_the_valid_ones():
+    from zeroshot_audio.evaluation.protocol import SYSTEMS
+    from zeroshot_audio.evaluation.systems import System, get_system
+
+    assert SYSTEMS == ("zero_rule", "mean", "max", "attention", "supervised", "semantic")
+    made = [get_system(name) for name in SYSTEMS]
+    assert all(isinstance(s, System) and s.name == name for s, name in zip(made, SYSTEMS))
+    assert not any(hasattr(s, "model_") or hasattr(s, "prior_") for s in made)  # constructors only store arguments
+    with pytest.raises(ParameterError, match="expected from: zero_rule, mean, max, attention, supervised, semantic"):
+        get_system("median")

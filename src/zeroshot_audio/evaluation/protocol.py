@@ -32,35 +32,17 @@ from ..model import ModelConfig
 from ..train.options import TrainOptions
 from ..train.recipes import dataset_clips
 from .metrics import evaluate_scores, f1_at_k, mean_average_precision
+from .systems import SYSTEMS as _SYSTEM_REGISTRY
+from .systems import Fold, ZeroRule, get_system
 
 __all__ = ["SYSTEMS", "ProtocolOptions", "ZeroRule", "run_protocol", "results_markdown"]
 
 log = logging.getLogger(__name__)
 
-SYSTEMS = ("zero_rule", "mean", "max", "attention", "supervised", "semantic")
+#: Names of the compared systems, in the order of the tables (:data:`zeroshot_audio.evaluation.systems.SYSTEMS`).
+SYSTEMS = tuple(_SYSTEM_REGISTRY)
 #: Systems run by default (``semantic`` needs YAMNet's class scores: see ``ProtocolOptions.distill``).
 DEFAULT_SYSTEMS = SYSTEMS[:5]
-_POOLING = {"mean": "mean", "max": "max", "attention": "attention", "supervised": "attention"}
-
-
-class ZeroRule:
-    """Scores every clip with the training label prior of each class: knows the labels, not the audio.
-
-    Like ``sklearn.dummy.DummyClassifier(strategy="prior")``. Its AP for a class equals the class's
-    prevalence among the test clips; its F1@k predicts the most frequent classes for every clip.
-    """
-
-    def fit(self, targets: np.ndarray) -> ZeroRule:
-        """``targets [N, C]``: multi-hot labels of the training clips."""
-        targets = np.asarray(targets, dtype=bool)
-        if targets.ndim != 2 or targets.shape[0] == 0:
-            raise ParameterError(f"targets must be [N >= 1, C], got {targets.shape}")
-        self.prior_ = targets.mean(axis=0)
-        return self
-
-    def predict_scores(self, n_clips: int) -> np.ndarray:
-        """``[n_clips, C]``, every row the prior."""
-        return np.broadcast_to(self.prior_, (n_clips, self.prior_.shape[0])).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -155,28 +137,6 @@ def _ground_truth(dataset: Any) -> dict[str, list[tuple[float, float, str]]] | N
     return gt
 
 
-def _detection(model, store, rows, clip_ids, dataset, classes, class_embeddings, unseen, gt, device):
-    """Detection metrics of the unseen classes on the test clips, per detection score kind."""
-    from ..events import detection_scores, frame_timestamps
-    from ..train.fit import predict_segments
-    from .detection import evaluate_detection
-
-    names = [classes[i] for i in unseen]
-    outputs = predict_segments(model, store, rows, class_embeddings[unseen], device=device)
-    hop = float(store.meta.hop)
-    files = [dataset.filenames[i] for i in clip_ids]
-    durations = {f: float(store.durations[r]) for f, r in zip(files, rows)}
-    stamps = {f: frame_timestamps(len(o[0]), hop, durations[f]) for f, o in zip(files, outputs)}
-    kinds = ("segment", "attention") if model.config.pooling == "attention" else ("segment",)
-    out = {}
-    for kind in kinds:
-        scores = {f: detection_scores(kind, *o) for f, o in zip(files, outputs)}
-        det = evaluate_detection(scores, stamps, names, {f: gt.get(f, []) for f in files}, durations)
-        det.pop("per_class")
-        out[kind] = det
-    return out
-
-
 def _summarise(fold_values: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in keys:
@@ -212,7 +172,7 @@ def run_protocol(
         Auxiliary classes with pseudo-labels for every clip (:mod:`zeroshot_audio.train.distill`), added to the
         training classes of every learned system.
     """
-    from ..train.fit import fit, predict, resolve_device
+    from ..train.fit import resolve_device
 
     opts = options or ProtocolOptions()
     if opts.distill and aux is None:
@@ -236,15 +196,13 @@ def run_protocol(
         classes = [c for c, p in zip(classes, present) if p]
         class_embeddings = class_embeddings[present]
         clips = dataclasses.replace(clips, classes=classes, labels=clips.labels[:, present])
-    y, rows = clips.labels, clips.rows
+    y = clips.labels
     part = {name: clips.ids(name) for name in SPLITS}
     for name, ids in part.items():
         if ids.size == 0:
             raise ParameterError(f"the clip split leaves no {name} clips")
     folds = class_folds(classes, n_folds=opts.folds, seed=opts.seed)
     pos = {c: i for i, c in enumerate(classes)}
-    audio_dim = int(store.meta.dim)
-    text_dim = int(class_embeddings.shape[1])
     device = resolve_device(opts.train.device)
 
     per_system: dict[str, dict[str, Any]] = {s: {"zsl": [], "gzsl": [], "per_class": {}, "temporal": {}}
@@ -271,34 +229,15 @@ def run_protocol(
             "n_train_clips": int(train_ids.size), "n_train_dropped": n_dropped,
             "n_val_clips": int(part["val"].size), "n_test_clips": int(test_ids.size),
         })
+        fold = Fold(k=k, classes=classes, class_embeddings=class_embeddings, clips=clips, part=part, idx=idx,
+                    zero_shot=zero_shot, store=store, model=opts.model, train=opts.train, aux=aux,
+                    aux_targets=aux_targets, dataset=dataset, ground_truth=temporal, device=device)
         for system in opts.systems:
-            extra: dict[str, Any] = {}
-            if system == "zero_rule":
-                scores = ZeroRule().fit(y[part["train"]]).predict_scores(test_ids.size)
-            elif system == "semantic":
-                if aux is None:
-                    raise ParameterError("the semantic system needs YAMNet's class scores (distillation data)")
-                scores = aux.semantic_scores(class_embeddings, test_ids)
-            else:
-                config = ModelConfig(audio_dim=audio_dim, text_dim=text_dim, pooling=_POOLING[system], **opts.model)
-                if system == "supervised":
-                    tr_cls = va_cls = np.arange(len(classes))
-                    chosen = clips.select(train_classes=tr_cls, val_classes=va_cls, extra_targets=aux_targets)
-                else:
-                    tr_cls, va_cls, chosen = idx["seen"], idx["val"], zero_shot
-                train_emb = class_embeddings[tr_cls]
-                if aux is not None:
-                    train_emb = np.concatenate([train_emb, aux.embeddings], axis=0)
-                fitted = fit(config, chosen.train, train_emb, val=chosen.val, val_class_emb=class_embeddings[va_cls],
-                             options=dataclasses.replace(opts.train, seed=opts.train.seed + k))
-                tr_ids = chosen.train_ids
-                scores = predict(fitted.model, store, rows[test_ids], class_embeddings, device=device)
-                if temporal is not None and system != "supervised":
-                    for kind, det in _detection(fitted.model, store, rows[test_ids], test_ids, dataset, classes,
-                                                class_embeddings, idx["unseen"], temporal, device).items():
-                        per_system[system]["temporal"].setdefault(kind, []).append({"fold": k, **det})
-                extra = {"best_epoch": fitted.best_epoch, "val_map": fitted.best_val_map,
-                         "train_seconds": round(fitted.seconds, 3), "n_train_clips": int(tr_ids.size)}
+            fitted = get_system(system).fit(fold)
+            scores = fitted.scores(fold)
+            for kind, det in fitted.detection(fold).items():
+                per_system[system]["temporal"].setdefault(kind, []).append({"fold": k, **det})
+            extra = fitted.info_
             zsl, gzsl = _fold_scores(y_test, scores, classes, idx)
             per_system[system]["per_class"].update(zsl.pop("per_class"))
             per_system[system]["zsl"].append({"fold": k, **zsl, **extra})

@@ -1,0 +1,207 @@
+"""The systems the protocol compares, behind one interface.
+
+A system is fitted on one class fold and then scores the fold's test clips for every class::
+
+    system = get_system("attention")
+    system.fit(fold)                      # fold: a Fold (training clips, classes, embeddings, options)
+    scores = system.scores(fold)          # [N_test, C]
+    system.detection(fold)                # {kind: metrics} of the unseen classes, where it applies
+    system.info_                          # per-fold figures for results.json (best epoch, ...)
+
+As in scikit-learn, constructors only store arguments and what fitting learns ends in ``_``. A new system is
+one class registered in :data:`SYSTEMS`.
+
+- ``zero_rule``: the label prior of the training clips (no audio): ``DummyClassifier(strategy="prior")``.
+- ``mean``, ``max``, ``attention``: the pooled model trained on the seen classes (zero-shot).
+- ``supervised``: the attention model trained with every class seen (the upper bound).
+- ``semantic``: training-free transfer of YAMNet's class scores through label-embedding similarity (needs the
+  distillation data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._errors import ParameterError
+from ..model import ModelConfig
+
+__all__ = ["Fold", "System", "ZeroRule", "PooledModel", "SemanticTransfer", "SYSTEMS", "get_system"]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """What a system sees of one class fold.
+
+    ``idx`` holds the class indices of the ``seen``, ``val`` and ``unseen`` roles; ``zero_shot`` is the clip
+    selection of the zero-shot systems (seen classes, strict drop); ``part`` the clip ids of each split.
+    """
+
+    k: int
+    classes: list[str]
+    class_embeddings: np.ndarray
+    clips: Any  # train.recipes.DatasetClips
+    part: dict[str, np.ndarray]
+    idx: dict[str, np.ndarray]
+    zero_shot: Any  # train.recipes.Selection
+    store: Any
+    model: dict[str, Any]
+    train: Any  # train.options.TrainOptions
+    aux: Any = None
+    aux_targets: np.ndarray | None = None
+    dataset: Any = None
+    ground_truth: dict[str, list[tuple[float, float, str]]] | None = None
+    device: Any = None
+
+    @property
+    def test_ids(self) -> np.ndarray:
+        return self.part["test"]
+
+
+class System:
+    """Interface of a compared system (see the module docstring)."""
+
+    name = "system"
+
+    def fit(self, fold: Fold) -> System:
+        return self
+
+    def scores(self, fold: Fold) -> np.ndarray:  # pragma: no cover - the interface
+        raise NotImplementedError
+
+    def detection(self, fold: Fold) -> dict[str, dict[str, Any]]:
+        """Event-detection metrics of the unseen classes by detection-score kind (none by default)."""
+        return {}
+
+    info_: dict[str, Any] = {}
+
+
+class ZeroRule(System):
+    """Scores every clip with the training label prior of each class: knows the labels, not the audio.
+
+    Like ``sklearn.dummy.DummyClassifier(strategy="prior")``. Its AP for a class equals the class's
+    prevalence among the test clips; its F1@k predicts the most frequent classes for every clip. Fitted
+    directly on targets (``fit_targets``) or on a fold (the labels of all its training clips).
+    """
+
+    name = "zero_rule"
+
+    def fit(self, fold: Fold) -> ZeroRule:
+        return self.fit_targets(fold.clips.labels[fold.part["train"]])
+
+    def fit_targets(self, targets: np.ndarray) -> ZeroRule:
+        """``targets [N, C]``: multi-hot labels of the training clips."""
+        targets = np.asarray(targets, dtype=bool)
+        if targets.ndim != 2 or targets.shape[0] == 0:
+            raise ParameterError(f"targets must be [N >= 1, C], got {targets.shape}")
+        self.prior_ = targets.mean(axis=0)
+        self.info_ = {}
+        return self
+
+    def predict_scores(self, n_clips: int) -> np.ndarray:
+        """``[n_clips, C]``, every row the prior."""
+        return np.broadcast_to(self.prior_, (n_clips, self.prior_.shape[0])).astype(np.float32)
+
+    def scores(self, fold: Fold) -> np.ndarray:
+        return self.predict_scores(fold.test_ids.size)
+
+
+class SemanticTransfer(System):
+    """Training-free: a label is scored by YAMNet's probabilities of its most similar AudioSet classes."""
+
+    name = "semantic"
+
+    def fit(self, fold: Fold) -> SemanticTransfer:
+        if fold.aux is None:
+            raise ParameterError("the semantic system needs YAMNet's class scores (distillation data)")
+        self.info_ = {}
+        return self
+
+    def scores(self, fold: Fold) -> np.ndarray:
+        return fold.aux.semantic_scores(fold.class_embeddings, fold.test_ids)
+
+
+class PooledModel(System):
+    """The paper's model with ``pooling`` (mean, max or attention), trained on the seen classes of the fold, or
+    on every class with ``supervised=True`` (the upper bound)."""
+
+    def __init__(self, pooling: str, *, supervised: bool = False, name: str | None = None):
+        self.pooling = pooling
+        self.supervised = supervised
+        self.name = name or ("supervised" if supervised else pooling)
+
+    def fit(self, fold: Fold) -> PooledModel:
+        from ..train.fit import fit
+
+        classes = fold.classes
+        config = ModelConfig(audio_dim=int(fold.store.meta.dim), text_dim=int(fold.class_embeddings.shape[1]),
+                             pooling=self.pooling, **fold.model)
+        if self.supervised:
+            tr_cls = va_cls = np.arange(len(classes))
+            chosen = fold.clips.select(train_classes=tr_cls, val_classes=va_cls, extra_targets=fold.aux_targets)
+        else:
+            tr_cls, va_cls, chosen = fold.idx["seen"], fold.idx["val"], fold.zero_shot
+        train_emb = fold.class_embeddings[tr_cls]
+        if fold.aux is not None:
+            train_emb = np.concatenate([train_emb, fold.aux.embeddings], axis=0)
+        fitted = fit(config, chosen.train, train_emb, val=chosen.val, val_class_emb=fold.class_embeddings[va_cls],
+                     options=dataclasses.replace(fold.train, seed=fold.train.seed + fold.k))
+        self.model_ = fitted.model
+        self.info_ = {"best_epoch": fitted.best_epoch, "val_map": fitted.best_val_map,
+                      "train_seconds": round(fitted.seconds, 3), "n_train_clips": int(chosen.train_ids.size)}
+        return self
+
+    def scores(self, fold: Fold) -> np.ndarray:
+        from ..train.fit import predict
+
+        return predict(self.model_, fold.store, fold.clips.rows[fold.test_ids], fold.class_embeddings,
+                       device=fold.device)
+
+    def detection(self, fold: Fold) -> dict[str, dict[str, Any]]:
+        """Segment-based detection of the unseen classes on the test clips (zero-shot systems only)."""
+        if self.supervised or fold.ground_truth is None:
+            return {}
+        from ..events import detection_scores, frame_timestamps
+        from ..train.fit import predict_segments
+        from .detection import evaluate_detection
+
+        unseen = fold.idx["unseen"]
+        rows = fold.clips.rows[fold.test_ids]
+        names = [fold.classes[i] for i in unseen]
+        outputs = predict_segments(self.model_, fold.store, rows, fold.class_embeddings[unseen], device=fold.device)
+        hop = float(fold.store.meta.hop)
+        files = [fold.dataset.filenames[i] for i in fold.test_ids]
+        durations = {f: float(fold.store.durations[r]) for f, r in zip(files, rows)}
+        stamps = {f: frame_timestamps(len(o[0]), hop, durations[f]) for f, o in zip(files, outputs)}
+        kinds = ("segment", "attention") if self.model_.config.pooling == "attention" else ("segment",)
+        out = {}
+        for kind in kinds:
+            scores = {f: detection_scores(kind, *o) for f, o in zip(files, outputs)}
+            det = evaluate_detection(scores, stamps, names, {f: fold.ground_truth.get(f, []) for f in files},
+                                     durations)
+            det.pop("per_class")
+            out[kind] = det
+        return out
+
+
+#: The systems of the protocol by name, in the order of its tables.
+SYSTEMS: dict[str, Callable[[], System]] = {
+    "zero_rule": ZeroRule,
+    "mean": lambda: PooledModel("mean"),
+    "max": lambda: PooledModel("max"),
+    "attention": lambda: PooledModel("attention"),
+    "supervised": lambda: PooledModel("attention", supervised=True),
+    "semantic": SemanticTransfer,
+}
+
+
+def get_system(name: str) -> System:
+    """A new, unfitted system by name; an unknown name lists the valid ones."""
+    make = SYSTEMS.get(name)
+    if make is None:
+        raise ParameterError(f"unknown system {name!r} (expected from: {', '.join(SYSTEMS)})")
+    return make()
