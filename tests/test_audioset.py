@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from zeroshot_audio._errors import DataError, ParameterError
-from zeroshot_audio.audioset import audioset_classes, audioset_descriptions, build_class_table, class_by_name
 from zeroshot_audio.data import open_store, read_dataset
-from zeroshot_audio.data.audioset_import import AUDIOSET_STORE_META, import_audioset_features
-from zeroshot_audio.data.audioset_tfrecord import (
+from zeroshot_audio.data.audioset import audioset_classes, audioset_descriptions, build_class_table, class_by_name
+from zeroshot_audio.data.audioset.importer import AUDIOSET_STORE_META, import_audioset_features
+from zeroshot_audio.data.audioset.tfrecord import (
     clip_key,
     crc32c,
     decode_sequence_example,

@@ -317,7 +317,7 @@ def test_cli_embed_refuses_foreign_dir_and_repairs_zero_byte_shard(tmp_path, emb
 
 
 def _tfrecords(folder: Path, n: int = 3) -> Path:
-    from zeroshot_audio.data.audioset_tfrecord import encode_sequence_example, write_tfrecord
+    from zeroshot_audio.data.audioset.tfrecord import encode_sequence_example, write_tfrecord
 
     rng = np.random.default_rng(0)
     records = [encode_sequence_example(f"vid{i}", 10.0, 20.0, [i], rng.integers(0, 256, (10, 128), dtype=np.uint8))
@@ -329,7 +329,7 @@ def _tfrecords(folder: Path, n: int = 3) -> Path:
 @pytest.mark.parametrize(("length", "record"), [(2**40, 0), (2**63, 1)])
 def test_tfrecord_huge_length_field_is_one_line_error(tmp_path, capsys, length, record):
     """Item 6: a length field of 2^40 (was a MemoryError) or 2^63 (an OverflowError) with a valid length CRC."""
-    from zeroshot_audio.data.audioset_tfrecord import masked_crc32c, read_tfrecord
+    from zeroshot_audio.data.audioset.tfrecord import masked_crc32c, read_tfrecord
 
     path = _tfrecords(tmp_path / "tf")
     raw = bytearray(path.read_bytes())

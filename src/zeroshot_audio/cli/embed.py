@@ -46,7 +46,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from ..data.audioset_import import import_audioset_features
+    from ..data.audioset.importer import import_audioset_features
 
     src = Path(args.source)
     if not src.exists():

@@ -667,7 +667,7 @@ def build_from_sources(
     pools = _make_pools(kept, family_split)
     timings["prepare"] = time.perf_counter() - t0
 
-    from ..audioset import audioset_descriptions
+    from ..data.audioset import audioset_descriptions
 
     desc = audioset_descriptions()
     classes = [c for c in desc if c in class_fams] + sorted(c for c in class_fams if c not in desc)

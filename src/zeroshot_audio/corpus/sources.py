@@ -337,10 +337,10 @@ def package_manifest(
 
 
 def audioset_display_names() -> frozenset[str]:
-    """The 527 AudioSet display names (from the class table vendored with the package)."""
-    from ..audioset import audioset_classes
+    """The 527 AudioSet display names: :func:`zeroshot_audio.data.audioset.audioset_display_names`."""
+    from ..data.audioset import audioset_display_names as names
 
-    return frozenset(c.name for c in audioset_classes())
+    return names()
 
 
 # ---------------------------------------------------------------------------------------------------- rules

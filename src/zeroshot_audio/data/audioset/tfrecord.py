@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import DataError, ParameterError
-from .._io import atomic_path
+from ..._errors import DataError, ParameterError
+from ..._io import atomic_path
 
 __all__ = [
     "EMBEDDING_BYTES",

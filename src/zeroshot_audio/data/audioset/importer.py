@@ -2,7 +2,7 @@
 
 :func:`import_audioset_features` reads the public AudioSet "released features" (``*.tfrecord`` files of
 128-d uint8-quantised, PCA-whitened VGGish embeddings, one per 0.96 s) with
-:mod:`zeroshot_audio.data.audioset_tfrecord` and writes a store plus the matching ``clips.csv`` with AudioSet
+:mod:`zeroshot_audio.data.audioset.tfrecord` and writes a store plus the matching ``clips.csv`` with AudioSet
 class names: this is how the paper's setting is reproduced at full scale.
 """
 
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import DataError, ParameterError, name_some
-from ..audioset import NUM_CLASSES, audioset_classes
-from .audioset_tfrecord import EMBEDDING_BYTES, _context, _embeddings, _iter_records, clip_key, dequantize
-from .dataset import SPLITS, read_dataset, write_dataset
-from .store import StoreMeta, StoreWriter
+from ..._errors import DataError, ParameterError, name_some
+from ..dataset import SPLITS, read_dataset, write_dataset
+from ..store import StoreMeta, StoreWriter
+from .classes import NUM_CLASSES, audioset_classes
+from .tfrecord import EMBEDDING_BYTES, _context, _embeddings, _iter_records, clip_key, dequantize
 
 __all__ = ["AUDIOSET_STORE_META", "ImportFailure", "ImportSummary", "import_audioset_features"]
 

@@ -5,7 +5,7 @@
 and description) with, for the 527 classes of the released labels, their label index. The table is derived by
 :func:`build_class_table` / :func:`derive_class_table`; ``resources/README.md`` gives its provenance and
 licence (CC BY-SA 4.0, Google). Importing the released VGGish features lives in
-:mod:`zeroshot_audio.data.audioset_import`.
+:mod:`zeroshot_audio.data.audioset.importer`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ._errors import DataError, ParameterError, name_some
-from ._io import atomic_path
+from ..._errors import DataError, ParameterError, name_some
+from ..._io import atomic_path
 
 __all__ = [
     "AudioSetClass",
@@ -34,6 +34,7 @@ __all__ = [
     "build_class_table",
     "write_class_table",
     "derive_class_table",
+    "audioset_display_names",
 ]
 
 logger = logging.getLogger(__name__)
@@ -244,6 +245,11 @@ def audioset_classes(*, only_527: bool = True) -> list[AudioSetClass]:
 def audioset_descriptions() -> dict[str, str]:
     """Return display name -> description for the 527 labelled classes, in index order."""
     return {c.name: c.description for c in audioset_classes()}
+
+
+def audioset_display_names() -> frozenset[str]:
+    """The 527 AudioSet display names (from the class table vendored with the package)."""
+    return frozenset(c.name for c in audioset_classes())
 
 
 def class_by_name(name: str) -> AudioSetClass:
