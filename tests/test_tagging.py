@@ -160,3 +160,24 @@ def test_tagging_runs_without_torch_and_gives_the_same_tags(tagger, embedder, tm
         np.testing.assert_allclose(att, r.attention, rtol=0, atol=1e-5)
         np.testing.assert_allclose(seg, r.segment_scores, rtol=0, atol=1e-5)
         assert [e[:2] for e in events] == [list(e[:2]) for e in r.events]
+
+
+def test_array_api_embed_audio_embed_text_and_score_agree_with_tag(tagger):
+    """The CLAP-style calls give the same segment scores as tagging: s_t(y) = theta(x_t) . psi(phi(y))."""
+    labels = ["dog barking", "church bells", "rain on a roof"]
+    res = tagger.tag(DATA / "dog.flac", labels=labels)
+    audio, times = tagger.embed_audio(DATA / "dog.flac")
+    text = tagger.embed_text(labels)
+    assert audio.shape == (len(times), tagger.trained.config.dim) and text.shape == (3, tagger.trained.config.dim)
+    np.testing.assert_allclose(times, res.segment_times)
+    seg = audio @ text.T  # [T, 3]
+    by_label = {r.label: r for r in res.labels}
+    for j, lab in enumerate(labels):
+        np.testing.assert_allclose(seg[:, j], by_label[lab].segment_scores, rtol=1e-4, atol=1e-4)
+    from zeroshot_audio.embed import embed_file
+
+    x = embed_file(tagger.embedder, DATA / "dog.flac").embeddings  # [T, Da], T <= 10: one window
+    out = tagger.score(x, labels)
+    assert out.clip_scores.shape == (1, 3) and out.attention.shape == (1, len(times), 3)
+    for j, lab in enumerate(labels):
+        assert out.clip_scores[0, j] == pytest.approx(by_label[lab].score, abs=1e-4)

@@ -173,6 +173,36 @@ class Tagger:
                  for i in range(0, len(labels), self.batch_labels)]
         return np.concatenate(parts) if parts else np.zeros((0, self.trained.config.text_dim), np.float32)
 
+    def embed_audio(self, audio: str | os.PathLike[str] | np.ndarray, *,
+                    sample_rate: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One recording's segments in the model's shared space: ``(embeddings [T, D], segment_times [T, 2])``.
+
+        ``embeddings[t] = theta(x_t)``, the acoustic projection of segment ``t``; with :meth:`embed_text`,
+        ``embed_audio(a)[0] @ embed_text(labels).T`` are the segment scores ``s_t(y) [T, L]`` that the model pools
+        over time (array in, array out, as CLAP-style models offer). ``audio`` is a path or a waveform, as for
+        :meth:`tag`.
+        """
+        _, out = self._embed(audio, sample_rate)
+        d = self.trained.config.dim
+        return self.trained.model.project_audio(np.asarray(out.embeddings, np.float32))[:, :d], out.times
+
+    def embed_text(self, labels: Sequence[str] | str) -> np.ndarray:
+        """Labels in the model's shared space: ``[L, D]``, ``psi(phi(y))`` of each label (see :meth:`embed_audio`)."""
+        labels, _ = clean_labels(labels)
+        d = self.trained.config.dim
+        return self.trained.model.encode_classes(self.label_embeddings(labels))[:, :d].astype(np.float32)
+
+    def score(self, segments: np.ndarray, labels: Sequence[str] | str, *, mask: np.ndarray | None = None):
+        """Score segment embeddings without a store: ``segments [N, T, Da]`` (or ``[T, Da]``), as the embedder
+        gives them, against ``labels``. Returns :class:`~zeroshot_audio.model.NumpyOutput` with ``clip_scores
+        [N, C]``, ``segment_scores [N, T, C]`` and ``attention [N, T, C]`` (one 10 s window's worth is what the
+        model was trained on; :meth:`tag` windows longer recordings)."""
+        labels, _ = clean_labels(labels)
+        x = np.asarray(segments, np.float32)
+        if x.ndim == 2:
+            x = x[None]
+        return self.trained.model.forward(x, mask, self.label_embeddings(labels), return_segments=True)
+
     def tag(self, audio: str | os.PathLike[str] | np.ndarray, *, labels: Sequence[str] | str,
             sample_rate: int | None = None, event_threshold: float = 0.5) -> TagResult:
         """Tag one recording: a path, or a waveform with its ``sample_rate``, as an array ``[samples]`` or
