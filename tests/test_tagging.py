@@ -181,3 +181,21 @@ def test_array_api_embed_audio_embed_text_and_score_agree_with_tag(tagger):
     assert out.clip_scores.shape == (1, 3) and out.attention.shape == (1, len(times), 3)
     for j, lab in enumerate(labels):
         assert out.clip_scores[0, j] == pytest.approx(by_label[lab].score, abs=1e-4)
+
+
+def test_a_model_of_another_embedder_version_is_refused(embedder, tmp_path, monkeypatch):
+    """The tagger compares the model's embedder identity with the embedder it builds (one comparison function)."""
+    import shutil
+
+    from zeroshot_audio import CheckpointError
+    from zeroshot_audio.tagging import DEFAULT_MODEL_DIR
+
+    monkeypatch.setenv("ZSA_CACHE_DIR", str(Path(embedder.model_path).parents[2]))
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, model)
+    doc = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    doc["embedder"]["embedder_version"] = "tfmel1-0000000000000000"
+    (model / "config.json").write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(CheckpointError, match=r"the embedder was made by .* but .* is expected by model"):
+        load_model(model)
+    assert load_model(DEFAULT_MODEL_DIR).embedder.identity()["embedder_version"].startswith("tfmel1-")

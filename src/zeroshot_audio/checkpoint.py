@@ -241,6 +241,14 @@ class TrainedModel:
             raise CheckpointError(f"{path}: damaged model directory ({err})") from None
         return trained
 
+    def check_embedder(self, identity: dict[str, Any], *, name: str = "model") -> None:
+        """Refuse an embedder (its ``identity()``) other than the one this model was trained on."""
+        from .data.store import identity_mismatch
+
+        problem = identity_mismatch(identity, self.embedder)
+        if problem:
+            raise CheckpointError(f"the embedder {problem} by {name}")
+
     def check_store(self, store: Any, *, name: str = "model") -> None:
         """Refuse a store made by another embedder than the one this model was trained on."""
         from ._errors import StoreError

@@ -151,7 +151,7 @@ class Tagger:
         emb = trained.embedder
         name = emb.get("embedder", "yamnet")
         self.embedder = get_embedder(name, hop=float(emb.get("hop", 0.96)))
-        trained.check_store(_IdentityOnly(self.embedder.store_meta()), name=f"model {path}")
+        trained.check_embedder(self.embedder.store_meta().identity(), name=f"model {path}")
         cal = trained.info.get("calibration") or {}
         self.scale = float(cal.get("scale", 1.0))
         self.bias = float(cal.get("bias", 0.0))
@@ -328,22 +328,6 @@ class Tagger:
         results.sort(key=lambda r: -r.score)
         return TagResult(file=name, duration=float(out.duration), segment_times=out.times, labels=results,
                          peak=out.peak)
-
-
-class _IdentityOnly:
-    """Adapter: check a model's embedder identity against an embedder's store meta."""
-
-    def __init__(self, meta: Any):
-        self.meta = meta
-        self.path = "(this embedder)"
-
-    def check_compatible(self, identity: dict, *, what: str = "model") -> None:
-        from ._errors import StoreError
-        from .data.store import identity_mismatch
-
-        problem = identity_mismatch(self.meta.identity(), identity)
-        if problem:
-            raise StoreError(f"the embedder {problem} by {what}")
 
 
 def available_models() -> list[str]:
