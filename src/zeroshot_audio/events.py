@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._errors import ParameterError
+from ._math import sigmoid
 
 __all__ = ["DETECTION_KINDS", "frame_timestamps", "detection_scores", "active_runs", "run_maxima", "scores_to_events"]
 
@@ -43,7 +44,7 @@ def detection_scores(
     if kind == "attention":
         att = np.asarray(attention, dtype=np.float64)
         peak = np.maximum(att.max(axis=0, keepdims=True), 1e-12)
-        presence = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(clip_scores, dtype=np.float64)))  # sigmoid, no overflow
+        presence = sigmoid(clip_scores)
         return att / peak * presence[None, :]
     raise ParameterError(f"unknown detection score kind {kind!r} (expected one of: {', '.join(DETECTION_KINDS)})")
 
