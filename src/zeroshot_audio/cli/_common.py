@@ -157,3 +157,15 @@ def _print_failures(failures: dict[str, str], store: str | Path, *, limit: int =
     if len(failures) > limit:
         print(f"zsa: ... and {len(failures) - limit} more failures, all listed in {Path(store) / 'failures.csv'}",
               file=sys.stderr)
+
+
+def _require_found(found: list, inputs: list[str], unreadable: list[tuple[Path, str]]) -> None:
+    """Refuse a walk of ``inputs`` that found no audio: a data error when folders could not be read (naming the
+    first), a usage error when there is simply nothing there."""
+    if found:
+        return
+    if unreadable:
+        from .._errors import DataError
+
+        raise DataError(f"no audio files could be read in {', '.join(inputs)} ({unreadable[0][0]}: {unreadable[0][1]})")
+    raise ParameterError(f"no audio files found in {', '.join(inputs)}")

@@ -9,6 +9,7 @@ from pathlib import Path
 from .._errors import ParameterError
 from ._common import (
     _print_failures,
+    _require_found,
     _writable_output,
 )
 
@@ -23,13 +24,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     _writable_output(args.out, "--out", directory=True)
     unreadable: list[tuple[Path, str]] = []  # folders the walk could not read (warned about already)
     items = resolve_inputs(args.inputs, errors=unreadable)
-    if not items and unreadable:
-        from .._errors import DataError
-
-        raise DataError(f"no audio files could be read in {', '.join(args.inputs)} "
-                        f"({unreadable[0][0]}: {unreadable[0][1]})")
-    if not items:
-        raise ParameterError(f"no audio files found in {', '.join(args.inputs)}")
+    _require_found(items, args.inputs, unreadable)
     summary = embed_to_store(items, args.out, embedder=args.embedder, hop=args.hop, workers=args.workers,
                              progress=False if args.quiet else None)
     for key in summary.silent:

@@ -10,6 +10,7 @@ from pathlib import Path
 from .._errors import ParameterError, ZsaError
 from ._common import (
     _require,
+    _require_found,
     _writable_output,
 )
 
@@ -84,11 +85,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
 
     unreadable: list[tuple[Path, str]] = []  # folders the walk could not read (warned about already)
     files = find_audio_files(args.audio, errors=unreadable)
-    if not files and unreadable:
-        raise DataError(f"no audio files could be read in {', '.join(args.audio)} "
-                        f"({unreadable[0][0]}: {unreadable[0][1]})")
-    if not files:
-        raise ParameterError(f"no audio files found in {', '.join(args.audio)}")
+    _require_found(files, args.audio, unreadable)
     plot_names = dict(zip(files, _plot_names(files))) if args.plot else {}
     selection = {"top_k": args.top_k, "threshold": args.threshold}
     printer = get_writer(args.format, **selection)
