@@ -19,7 +19,9 @@ import zeroshot_audio
 from zeroshot_audio._errors import DataError, StoreError
 from zeroshot_audio.cli import main
 from zeroshot_audio.data import StoreMeta, StoreWriter, open_store
-from zeroshot_audio.embedders.base import Embedder
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_embed import BandEnergy  # noqa: E402  (the cheap deterministic embedder of the embed tests)
 
 # ----------------------------------------------------------------------------------------------------------------
 # Issue 8, items 2 (two writers, one store), 10 (stores and directories) and the store / TFRecord parts of item 6
@@ -222,30 +224,18 @@ def test_damaged_shard_reader_refuses_resuming_writer_repairs(tmp_path, caplog, 
         np.testing.assert_array_equal(repaired.get(key), _seg(key))
 
 
-class _Bands(Embedder):
-    """A cheap deterministic embedder (log energy in 8 bands per 0.5 s) for runs of embed_to_store."""
-
-    name, version, dim, hop, window, sample_rate = "bands", "1", 8, 0.5, 0.5, 16000
-
-    def embed_segments(self, waveform, n):
-        idx = np.arange(n)[:, None] * self.hop_samples + np.arange(self.window_samples)[None, :]
-        spec = np.abs(np.fft.rfft(waveform[idx], axis=1)) ** 2
-        bands = np.stack([b.sum(axis=1) for b in np.array_split(spec, 8, axis=1)], axis=1)
-        return np.log(bands + 1e-6).astype(np.float32), None
-
-
 def test_resume_on_truncated_shard_embeds_its_clips_again(tmp_path, caplog):
     """Item 10: was "already in store 5", exit 0, with a store that cannot be read."""
     from zeroshot_audio.embed import embed_to_store, resolve_inputs
 
     items = resolve_inputs([_tone(tmp_path / f"t{i}.wav", 1.0 + 0.3 * i, 200.0 * (i + 1)) for i in range(5)])
-    embed_to_store(items, tmp_path / "s", embedder=_Bands(), progress=False, shard_size=2)
+    embed_to_store(items, tmp_path / "s", embedder=BandEnergy(), progress=False, shard_size=2)
     before = open_store(tmp_path / "s")
     vectors = {k: before.get(k) for k in before.keys}
     npy = tmp_path / "s" / "shards" / "00001.npy"
     npy.write_bytes(npy.read_bytes()[:-7])
     with caplog.at_level(logging.WARNING, logger="zeroshot_audio.data.store"):
-        summary = embed_to_store(items, tmp_path / "s", embedder=_Bands(), progress=False, shard_size=2)
+        summary = embed_to_store(items, tmp_path / "s", embedder=BandEnergy(), progress=False, shard_size=2)
     assert "00001.npy: shard is truncated" in caplog.text
     assert (summary.n_embedded, summary.n_skipped) == (2, 3)
     after = open_store(tmp_path / "s")

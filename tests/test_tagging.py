@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,9 @@ import soundfile as sf
 from zeroshot_audio import ParameterError, load_model
 from zeroshot_audio.cli import main
 from zeroshot_audio.tagging import clean_labels
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _blocking import blocking  # noqa: E402
 
 DATA = Path(__file__).parents[1] / "examples"
 LABELS = ["dog barking", "a rooster crowing", "cow mooing", "church bells ringing", "rain on a roof"]
@@ -114,16 +118,8 @@ def test_silent_file_is_tagged_with_a_warning(tagger, embedder, tmp_path, capsys
 
 # ------------------------------------------------------------------------- issue 9: tagging without torch
 
-_NO_TORCH_TAG = """
-import json, sys
-
-class _NoTorch:  # every import of torch fails, as on an install without it
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError(f"torch is blocked in this test ({name})")
-        return None
-
-sys.meta_path.insert(0, _NoTorch())
+_NO_TORCH_TAG = blocking("torch") + """
+import json
 from zeroshot_audio import load_model
 
 res = load_model().tag(sys.argv[1], labels=json.loads(sys.argv[2]))
