@@ -59,6 +59,7 @@ __all__ = [
     "find_audio_files",
     "is_silent",
     "mono_waveform",
+    "waveform_at",
 ]
 
 logger = logging.getLogger(__name__)
@@ -234,6 +235,27 @@ def _downmix(frames: np.ndarray) -> np.ndarray:
     if frames.shape[1] == 1:
         return np.array(frames[:, 0], dtype=np.float32)
     return frames.mean(axis=1, dtype=np.float32)
+
+
+def waveform_at(waveform: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
+    """A waveform array as an embedder takes it: checked and mixed down (:func:`mono_waveform`), then resampled
+    from ``sample_rate`` to ``target_rate`` with soxr, as :func:`load_audio` resamples files.
+
+    Raises
+    ------
+    ParameterError
+        A bad rate or array (see :func:`mono_waveform`), or no sample left at ``target_rate``.
+    """
+    sample_rate = _check_rate(sample_rate)
+    wav = mono_waveform(waveform)
+    if sample_rate != target_rate:
+        import soxr
+
+        wav = soxr.resample(wav, sample_rate, target_rate, quality=_RESAMPLE_QUALITY).astype(np.float32)
+    if wav.size == 0:
+        raise ParameterError(f"the waveform is empty at {target_rate} Hz "
+                             f"({np.shape(waveform)[0]} sample(s) at {sample_rate} Hz)")
+    return wav
 
 
 def mono_waveform(waveform: np.ndarray) -> np.ndarray:

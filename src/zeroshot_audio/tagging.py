@@ -223,20 +223,11 @@ class Tagger:
         from .embed import embed_file
 
         if isinstance(audio, np.ndarray):
-            from .audio import _check_rate, mono_waveform
+            from .audio import waveform_at
 
             if sample_rate is None:
                 raise ParameterError("a waveform needs its sample_rate")
-            sample_rate = _check_rate(sample_rate)
-            wav = mono_waveform(audio)
-            if sample_rate != self.embedder.sample_rate:
-                import soxr
-
-                wav = soxr.resample(wav, sample_rate, self.embedder.sample_rate, quality="HQ").astype(np.float32)
-            if wav.size == 0:
-                raise ParameterError(f"the waveform is empty at {self.embedder.sample_rate} Hz "
-                                     f"({audio.shape[0]} sample(s) at {sample_rate} Hz)")
-            return "<array>", self.embedder.embed(wav)
+            return "<array>", self.embedder.embed(waveform_at(audio, sample_rate, self.embedder.sample_rate))
         return str(audio), embed_file(self.embedder, audio)
 
     def _scores(self, x: np.ndarray, label_embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
