@@ -174,9 +174,7 @@ def reads_user_data(what: str, error: type[ZsaError] = DataError, *,
                 return func(*args, **kwargs)
             except ZsaError:
                 raise
-            except BaseException as err:
-                if not isinstance(err, Exception):
-                    raise
+            except Exception:
                 bound = sig.bind_partial(*args, **kwargs).arguments
                 try:
                     place = where(bound) if callable(where) else bound.get(where, "?")

@@ -212,11 +212,6 @@ def _debug_from_env() -> bool:
     return os.environ.get("ZSA_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
-def _flush_stdout() -> None:
-    """Flush stdout inside ``main``, so that a reader that went away is noticed here, not at interpreter exit."""
-    sys.stdout.flush()
-
-
 def _silence_stdout() -> None:
     """Point stdout's file descriptor at /dev/null, so the interpreter's last flush does not fail again.
 
@@ -300,7 +295,7 @@ def _main(argv: Sequence[str] | None) -> int:
     debug = bool(getattr(args, "debug", False)) or _debug_from_env()
     try:
         code = _COMMANDS[args.command](args)
-        _flush_stdout()
+        sys.stdout.flush()  # here, so that a reader that went away is noticed in main, not at interpreter exit
         return code
     except BrokenPipeError:  # the reader of stdout went away (| head): stop quietly, as Unix tools do
         _silence_stdout()
