@@ -15,7 +15,10 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 
 def _umask() -> int:
@@ -31,6 +34,7 @@ __all__ = [
     "write_text_atomic",
     "write_json_atomic",
     "sha256_file",
+    "read_npy_header",
     "csv_text",
     "decode_text",
     "escape_surrogates",
@@ -263,3 +267,17 @@ def unescape_surrogates(text: str) -> str:
         return chr(0xDC00 + byte) if byte >= 0x80 else m.group()
 
     return _ESCAPE.sub(back, text)
+
+
+def read_npy_header(f: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
+    """``(shape, dtype)`` from the header of a ``.npy`` stream at its start, leaving ``f`` at the data: the
+    array is not read, so a hostile header cannot cause a large allocation. Raises ``ValueError`` for a format
+    version other than 1.0 or 2.0 (what ``np.save`` writes)."""
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(f)
+    read = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}.get(version)
+    if read is None:
+        raise ValueError(f"unsupported .npy format version {version}")
+    shape, _, dtype = read(f)
+    return tuple(shape), dtype

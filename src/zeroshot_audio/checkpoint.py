@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import CheckpointError, ParameterError, name_some, reads_user_data
-from ._io import atomic_dir, recover_dir
+from ._io import atomic_dir, read_npy_header, recover_dir
 from .model import ModelConfig, NumpyModel, parameter_shapes, params_mismatch
 
 __all__ = ["TrainedModel", "CHECKPOINT_FORMAT", "WEIGHTS", "OLD_WEIGHTS"]
@@ -205,15 +205,15 @@ class TrainedModel:
         except ParameterError as err:
             raise CheckpointError(f"{cfg_path}: field model_config: {err}") from None
         if weights.name == WEIGHTS:
-            params = _read_npz(weights, config)
+            params = _read_npz(weights, config)  # names and shapes checked from the array headers
         else:
             params = _read_old_weights(weights)
             log.info("%s: read the weights.pt of an older zeroshot-audio through torch; convert it once with "
                      "`python -m zeroshot_audio.train.convert %s` to load it without torch", path, path)
-        problem = params_mismatch(parameter_shapes(config), {k: v.shape for k, v in params.items()})
-        if problem:
-            raise CheckpointError(f"{weights}: the weights do not fit the model_config of {cfg_path.name} "
-                                  f"({problem})")
+            problem = params_mismatch(parameter_shapes(config), {k: v.shape for k, v in params.items()})
+            if problem:
+                raise CheckpointError(f"{weights}: the weights do not fit the model_config of {cfg_path.name} "
+                                      f"({problem})")
         bad = [k for k, v in params.items() if not np.isfinite(v).all()]
         if bad:
             raise CheckpointError(f"{weights}: non-finite values (NaN or infinity) in {name_some(bad)}")
@@ -317,16 +317,11 @@ def _read_npz(weights: Path, config: ModelConfig) -> dict[str, np.ndarray]:
                 if name not in expected:
                     continue
                 with archive.zip.open(name + ".npy") as f:
-                    version = np.lib.format.read_magic(f)
-                    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                    if read_header is None:
-                        raise _not_weights(weights, f"{name}: .npy format version {version} is not read")
-                    headers[name] = read_header(f)
+                    headers[name] = read_npy_header(f)
             problem = params_mismatch(expected, {k: headers[k][0] if k in headers else () for k in archive.files})
             if problem:
                 raise CheckpointError(f"{weights}: the weights do not fit the model_config of config.json ({problem})")
-            for name, (_, _, dtype) in headers.items():
+            for name, (_, dtype) in headers.items():
                 if dtype.kind != "f":
                     raise _not_weights(weights, f"{name} holds {dtype} values, not floating-point numbers")
             return {name: np.asarray(archive[name], dtype=np.float32) for name in expected}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ParameterError, StoreError
-from .._io import escape_surrogates, unescape_surrogates, write_text_atomic
+from .._io import escape_surrogates, read_npy_header, unescape_surrogates, write_text_atomic
 
 try:
     import fcntl
@@ -303,17 +303,9 @@ def _read_index(path: Path) -> dict[str, Any]:
 
 def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int, int]:
     """``(shape, dtype, data offset, file size)`` of a ``.npy`` file, reading only its header."""
-    from numpy.lib import format as npy
-
     with open(path, "rb") as f:
-        version = npy.read_magic(f)
-        if version == (1, 0):
-            shape, _, dtype = npy.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, _, dtype = npy.read_array_header_2_0(f)
-        else:
-            raise ValueError(f"unsupported .npy format version {version}")
-        return tuple(shape), dtype, f.tell(), os.fstat(f.fileno()).st_size
+        shape, dtype = read_npy_header(f)
+        return shape, dtype, f.tell(), os.fstat(f.fileno()).st_size
 
 
 def _shard_problem(npy_path: Path, index_path: Path, index: dict[str, Any], meta: StoreMeta) -> str | None:
