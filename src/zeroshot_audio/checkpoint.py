@@ -271,8 +271,11 @@ class TrainedModel:
         from .text import class_matrix, label_encoder_from_identity
 
         enc = self.label_encoder
-        return class_matrix(label_encoder_from_identity(enc), labels, descriptions=descriptions,
-                            text=enc.get("text", "name"), templates=enc.get("templates", "none"))
+        encoder = self.__dict__.get("_encoder")
+        if encoder is None:  # built once per model (its graph is loaded once), not per batch of labels
+            encoder = self.__dict__["_encoder"] = label_encoder_from_identity(enc)
+        return class_matrix(encoder, labels, descriptions=descriptions, text=enc.get("text", "name"),
+                            templates=enc.get("templates", "none"))
 
     def scores(self, store: Any, rows: np.ndarray, class_emb: np.ndarray | None = None, *, batch_size: int = 256,
                device: Any = None) -> np.ndarray:
