@@ -151,8 +151,14 @@ class CachedLabelEncoder(LabelEncoder):
     def __init__(self, encoder: LabelEncoder, directory: str | os.PathLike[str] | None = None):
         self.encoder = encoder
         self.name, self.version, self.dim = encoder.name, encoder.version, encoder.dim
-        self.directory = Path(directory) if directory is not None else cache_dir() / "labels"
+        self._directory = Path(directory) if directory is not None else None
         self._prefix = json.dumps(encoder.identity(), sort_keys=True)
+
+    @property
+    def directory(self) -> Path:
+        """Where the vectors are cached: the given folder, else ``cache_dir()/labels`` as the environment says
+        now (an encoder kept by a model follows a later change of ``$ZSA_CACHE_DIR``)."""
+        return self._directory if self._directory is not None else cache_dir() / "labels"
 
     def options(self) -> dict[str, Any]:
         """The wrapped encoder's options."""
