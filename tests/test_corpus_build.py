@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from zeroshot_audio.corpus import build as B
+from zeroshot_audio.corpus import scenes
 from zeroshot_audio.corpus.sources import Source
 from zeroshot_audio.data.dataset import read_dataset
 
@@ -262,14 +263,14 @@ def test_workers_give_identical_output(built, sources):
 
 def test_failure_leaves_no_output(built, sources, monkeypatch, tmp_path):
     _, cache, _ = built
-    real = B.render_scene
+    real = scenes.render_scene
 
     def failing(index, *a, **k):
         if index == 5:
             raise RuntimeError("boom")
         return real(index, *a, **k)
 
-    monkeypatch.setattr(B, "render_scene", failing)
+    monkeypatch.setattr(scenes, "render_scene", failing)  # called by the scene workers
     out = tmp_path / "corpus"
     with pytest.raises(RuntimeError, match="boom"):
         B.build_from_sources(out, sources, n_scenes=10, seed=0, cache=cache)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
 import zlib
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def test_reserved_packages_refused(name, tmp_path, monkeypatch):
     def no_subprocess(*a, **k):  # nothing may be downloaded or unpacked
         raise AssertionError("subprocess called for a reserved package")
 
-    monkeypatch.setattr(S.subprocess, "run", no_subprocess)
+    monkeypatch.setattr(subprocess, "run", no_subprocess)
     with pytest.raises(ParameterError, match="reserved"):
         S.fetch_packages(["minetest-data", name], cache=tmp_path)
     deb = tmp_path / f"{name}_1.0-1_all.deb"

