@@ -10,6 +10,17 @@ Attention pooling (the method):
 - ``e_t(y) = theta_a(x_t) . psi_a(phi(y))`` (``attention="separate"``) or ``s_t(y) / tau`` (``"shared"``)
 - ``alpha_t(y) = softmax_t e_t(y)`` over the real segments, per class; ``F(y) = sum_t alpha_t(y) s_t(y)``
 
+Anchored on YAMNet's class scores (``anchor_dim > 0``): the input carries, after the ``audio_dim`` embedding
+dimensions, the ``anchor_dim`` logits of an audio classifier (YAMNet's 521 AudioSet classes), and the segment
+score adds a semantic term to the compatibility, which then acts as a learned residual:
+
+- ``w(y) = softmax_k(cos(phi(y), a_k) / tau_s)`` over the ``anchor_top_k`` anchor classes ``a_k`` (their label
+  texts, embedded) most similar to the label, zero elsewhere
+- ``s_t(y) = scale * logit(sum_k w_k(y) sigmoid(l_t,k)) + bias + theta(x_t) . psi(phi(y))``
+
+``psi`` starts at zero, so an untrained anchored model *is* the training-free semantic transfer of the
+classifier's scores, pooled over time; attention is then ``softmax_t(s_t(y) / temperature)`` (shared).
+
 Mean pooling (the paper's baseline) projects the mean of the segment embeddings; max pooling takes the
 best segment score. All classes are scored at once by matrix products; there is no loop over classes or
 segments. ``psi_a`` starts at zero, so attention starts uniform: the model begins as an average of segment
@@ -65,6 +76,11 @@ class ModelConfig:
     text_projection : {"linear", "none"}
         ``psi``: a learned linear map, or none (``psi`` = identity, ``dim`` = ``text_dim``): the audio is then
         projected straight into the label-embedding space, whose geometry is kept as it is.
+    anchor_dim : int
+        0 (the paper's model), or ``K``: the input's last ``K`` dimensions are a classifier's logits (YAMNet's
+        521 AudioSet classes, embedder ``yamnet+logits``) and the model is anchored on them (module docstring).
+    anchor_top_k : int
+        How many anchor classes, the most similar to a label's text, carry its semantic score.
     """
 
     audio_dim: int
@@ -77,6 +93,8 @@ class ModelConfig:
     temperature: float = 1.0
     dropout: float = 0.0
     text_projection: str = "linear"
+    anchor_dim: int = 0
+    anchor_top_k: int = 5
 
     def __post_init__(self) -> None:
         for name in ("audio_dim", "text_dim", "dim", "hidden"):
@@ -101,6 +119,26 @@ class ModelConfig:
             raise ParameterError(f"text_projection 'none' needs dim == text_dim ({self.text_dim}), got dim {self.dim}")
         if not 0 <= self.dropout < 1:
             raise ParameterError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("anchor_dim", "anchor_top_k"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ParameterError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.anchored:
+            if not 1 <= self.anchor_top_k <= self.anchor_dim:
+                raise ParameterError(f"anchor_top_k must be in [1, anchor_dim={self.anchor_dim}], "
+                                     f"got {self.anchor_top_k}")
+            if self.separate_attention:
+                raise ParameterError("an anchored model pools with shared attention (attention='shared'), "
+                                     "not 'separate'")
+
+    @property
+    def anchored(self) -> bool:
+        return self.anchor_dim > 0
+
+    @property
+    def input_dim(self) -> int:
+        """Last dimension of the model's input: the embedding, then the anchor logits."""
+        return self.audio_dim + self.anchor_dim
 
     @property
     def separate_attention(self) -> bool:
@@ -138,6 +176,9 @@ def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     n_text = out if config.text_projection == "linear" else config.dim * (branches - 1)
     if n_text:
         shapes.update({"text_proj.weight": (n_text, config.text_dim), "text_proj.bias": (n_text,)})
+    if config.anchored:
+        shapes.update({"anchor_text": (config.anchor_dim, config.text_dim), "anchor_log_temperature": (1,),
+                       "anchor_scale": (1,), "anchor_bias": (1,)})
     return shapes
 
 
@@ -186,9 +227,14 @@ class NumpyModel:
         if config.projection == "mlp":
             self._w2 = np.ascontiguousarray(p["audio_proj.2.weight"].T)
             self._b2 = p["audio_proj.2.bias"]
+        if config.anchored:
+            a = p["anchor_text"]
+            self._anchor = np.ascontiguousarray(a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12))
 
     def project_audio(self, x: np.ndarray) -> np.ndarray:
-        """``theta`` (and ``theta_a``) of standardised inputs: ``[..., Da] -> [..., D * branches]``."""
+        """``theta`` (and ``theta_a``) of standardised inputs: ``[..., Da] -> [..., D * branches]`` (an anchored
+        model's input ``[..., Da + K]`` is read up to ``Da``)."""
+        x = x[..., : self.config.audio_dim]
         lead = x.shape[:-1]
         h = x.reshape(-1, x.shape[-1]) @ self._w1 + self._b1
         if self.config.projection == "mlp":
@@ -202,14 +248,37 @@ class NumpyModel:
             return proj if self.config.text_projection == "linear" else np.concatenate([class_emb, proj], axis=1)
         return class_emb
 
+    def anchor_weights(self, class_emb: np.ndarray) -> np.ndarray:
+        """``w(y)`` of an anchored model: ``[C, Ds] -> [C, K]``, each row a softmax over the ``anchor_top_k``
+        anchor classes whose texts are the most cosine-similar to the label (zero elsewhere)."""
+        e = np.asarray(class_emb, dtype=np.float32)
+        e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), np.float32(1e-12))
+        sim = e @ self._anchor.T  # [C, K]
+        k = self.config.anchor_top_k
+        kth = np.partition(sim, sim.shape[1] - k, axis=1)[:, sim.shape[1] - k][:, None]
+        tau = np.float32(np.exp(self.params["anchor_log_temperature"][0]))
+        z = np.where(sim >= kth, sim / tau, np.float32(-np.inf))
+        w = np.exp(z - z.max(axis=1, keepdims=True))
+        return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def anchor_scores(self, logits: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The semantic term of an anchored model: ``scale * logit(sigmoid(logits) @ weights.T) + bias``,
+        ``logits [..., K]``, ``weights [C, K]`` -> ``[..., C]``."""
+        lead = logits.shape[:-1]
+        prob = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1, logits.shape[-1]), -60, 60)))
+        sem = np.clip(prob.astype(np.float32) @ weights.T, np.float32(1e-6), np.float32(1 - 1e-6))
+        z = np.log(sem) - np.log1p(-sem)
+        out = self.params["anchor_scale"][0] * z + self.params["anchor_bias"][0]
+        return out.reshape(*lead, weights.shape[0]).astype(np.float32)
+
     def forward(self, x: np.ndarray, mask: np.ndarray | None, class_emb: np.ndarray, *,
                 return_segments: bool = False) -> NumpyOutput:
         """Score clips against classes, as the torch module does in evaluation mode.
 
         Parameters
         ----------
-        x : np.ndarray [B, T, Da]
-            Segment embeddings (cast to float32).
+        x : np.ndarray [B, T, Da] (or [B, T, Da + K] for an anchored model)
+            Segment embeddings (cast to float32), followed by the anchor logits when the model is anchored.
         mask : np.ndarray [B, T] bool or None
             True = real segment, False = padding; None means every segment is real.
         class_emb : np.ndarray [C, Ds]
@@ -231,8 +300,8 @@ class NumpyModel:
         cfg = self.config
         x = np.asarray(x, dtype=np.float32)
         class_emb = np.asarray(class_emb, dtype=np.float32)
-        if x.ndim != 3 or x.shape[-1] != cfg.audio_dim:
-            raise ParameterError(f"x must be [B, T, {cfg.audio_dim}], got {tuple(x.shape)}")
+        if x.ndim != 3 or x.shape[-1] != cfg.input_dim:
+            raise ParameterError(f"x must be [B, T, {cfg.input_dim}], got {tuple(x.shape)}")
         if class_emb.ndim != 2 or class_emb.shape[-1] != cfg.text_dim:
             raise ParameterError(f"class_emb must be [C, {cfg.text_dim}], got {tuple(class_emb.shape)}")
         b, t = x.shape[:2]
@@ -245,18 +314,22 @@ class NumpyModel:
         maskf = mask.astype(np.float32)[..., None]  # [B, T, 1]
         n_real = np.maximum(maskf.sum(axis=1), np.float32(1.0))  # [B, 1]
 
-        if cfg.pooling == "mean":
+        if cfg.pooling == "mean" and not cfg.anchored:
             pooled = (x * maskf).sum(axis=1) / n_real  # [B, Da]
             clip = self.project_audio(pooled) @ kt
             if not return_segments:
                 return NumpyOutput(clip, None, None)
-        q = self.project_audio(x)  # [B, T, D*branches]
+        q = self.project_audio(x[..., : cfg.audio_dim])  # [B, T, D*branches]
         n_cls = k.shape[0]
         seg = (q[..., :d].reshape(b * t, d) @ kt).reshape(b, t, n_cls)  # [B, T, C]
+        if cfg.anchored:
+            seg += self.anchor_scores(x[..., cfg.audio_dim :], self.anchor_weights(class_emb))
         pad = ~mask[..., None]  # [B, T, 1]
         padded = not bool(mask.all())
         if cfg.pooling == "mean":
             att = np.broadcast_to(maskf / n_real[:, None], seg.shape).astype(np.float32)
+            if cfg.anchored:
+                clip = np.einsum("btc,btc->bc", att, seg)
         elif cfg.pooling == "max":
             masked = np.where(pad, np.float32(-np.inf), seg) if padded else seg
             clip = masked.max(axis=1)

@@ -177,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embedding processes for the default store (default: %(default)s)")
     _add_protocol_options(p)
     p.add_argument("--systems", default=None,
-                   help="comma-separated systems (default: zero_rule,mean,max,attention,supervised, and semantic "
-                        "with --distill)")
+                   help="comma-separated systems (default: zero_rule,mean,max,attention,supervised, and semantic, "
+                        "semantic_all, anchored_mean, anchored with --distill)")
     p.add_argument("--logits-store", help="yamnet-logits store of DATA for --distill (default: "
                                           "DATA/stores/yamnet-logits-hopHOP, embedded first where clips are missing)")
     p.add_argument("--distill-threshold", type=_positive_float, default=0.3,

@@ -44,7 +44,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     from .options import dataclass_values
 
     if args.systems is None:
-        args.systems = "zero_rule,mean,max,attention,supervised" + (",semantic" if args.distill else "")
+        args.systems = "zero_rule,mean,max,attention,supervised" + (
+            ",semantic,semantic_all,anchored_mean,anchored" if args.distill else "")
     systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
     if args.distill and args.synthetic:
         raise ParameterError("--distill needs real audio (YAMNet's class scores), not --synthetic")
@@ -77,7 +78,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         encoder = _label_encoder(args)
         emb = class_matrix(encoder, dataset.classes, descriptions=dataset.descriptions, text=args.label_text,
                            templates=args.templates)
-    aux = None
+    aux = anchor = None
     if args.distill:
         from ..assets.fetch import yamnet_class_map_path
         from ..data import open_store
@@ -90,7 +91,13 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         names = read_yamnet_class_names(yamnet_class_map_path())
         aux = yamnet_aux_labels(dataset.filenames, logits, dataset.classes, emb, encoder, yamnet_names=names,
                                 threshold=args.distill_threshold, exclude_similarity=args.distill_exclude)
-    results = run_protocol(dataset, store, emb, options=options, progress=False if args.quiet else None, aux=aux)
+        if any(s.startswith(("anchored", "semantic_all")) for s in systems):
+            from ..data.joined import JoinedStore
+            from ..text import anchor_texts
+
+            anchor = (JoinedStore(store, logits), anchor_texts(encoder, names))
+    results = run_protocol(dataset, store, emb, options=options, progress=False if args.quiet else None, aux=aux,
+                           anchor=anchor)
     if not args.synthetic:
         results["label_encoder"] = {**encoder.identity(), "text": args.label_text, "templates": args.templates}
     table = results_markdown(results)

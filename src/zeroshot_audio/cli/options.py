@@ -178,7 +178,7 @@ def _derive_model_options(p: argparse.ArgumentParser, *, pooling: bool) -> None:
     from ..model import ModelConfig
     from ..train.options import TrainOptions
 
-    exclude = ("audio_dim", "text_dim") + (() if pooling else ("pooling",))
+    exclude = ("audio_dim", "text_dim", "anchor_dim") + (() if pooling else ("pooling",))
     model = add_dataclass_options(p.add_argument_group("model"), ModelConfig, exclude=exclude, help=_FLAG_HELP,
                                   types=_FLAG_TYPES)
     train = add_dataclass_options(p.add_argument_group("training"), TrainOptions, help=_FLAG_HELP, types=_FLAG_TYPES)

@@ -33,8 +33,15 @@ def _yamnet_logits(**kw: Any) -> Embedder:
     return YamnetLogitsEmbedder(**kw)
 
 
+def _yamnet_anchor(**kw: Any) -> Embedder:
+    from .yamnet import YamnetAnchorEmbedder
+
+    return YamnetAnchorEmbedder(**kw)
+
+
 register_embedder("yamnet", _yamnet)
 register_embedder("yamnet-logits", _yamnet_logits)
+register_embedder("yamnet+logits", _yamnet_anchor)
 
 
 def available_embedders() -> list[str]:

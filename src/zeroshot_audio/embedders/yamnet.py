@@ -328,3 +328,16 @@ class YamnetLogitsEmbedder(YamnetEmbedder):
     def embed_segments(self, waveform: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         _, logits = super().embed_segments(waveform, n)
         return logits, logits
+
+
+class YamnetAnchorEmbedder(YamnetEmbedder):
+    """YAMNet's 1024-d embedding followed by its 521 AudioSet logits per segment (``--embedder yamnet+logits``):
+    the input of a model anchored on YAMNet's class scores (:class:`~zeroshot_audio.model.ModelConfig`,
+    ``anchor_dim=521``). One network run gives both."""
+
+    name = "yamnet+logits"
+    dim = EMBEDDING_DIM + N_CLASSES
+
+    def embed_segments(self, waveform: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        emb, logits = super().embed_segments(waveform, n)
+        return np.concatenate([emb, logits], axis=1), logits

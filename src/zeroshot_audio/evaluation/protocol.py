@@ -10,7 +10,9 @@ training clips with the seen classes only and evaluated on the test clips:
 Systems: ``zero_rule`` (the label prior of the training clips, no audio), ``mean``, ``max`` and
 ``attention`` pooling (zero-shot), ``supervised`` (attention trained with every class seen: the upper
 bound), and, with distillation data, ``semantic`` (training-free transfer of YAMNet's class scores through
-label-embedding similarity). In the strict setting (default) training clips that contain an unseen or a
+label-embedding similarity), ``semantic_all`` (the same over all of YAMNet's classes), ``anchored_mean`` and
+``anchored`` (the model anchored on YAMNet's class scores, :mod:`zeroshot_audio.model`). In the strict setting
+(default) training clips that contain an unseen or a
 validation class are dropped, so unseen sounds are never heard in training.
 """
 
@@ -41,8 +43,11 @@ log = logging.getLogger(__name__)
 
 #: Names of the compared systems, in the order of the tables (:data:`zeroshot_audio.evaluation.systems.SYSTEMS`).
 SYSTEMS = tuple(_SYSTEM_REGISTRY)
-#: Systems run by default (``semantic`` needs YAMNet's class scores: see ``ProtocolOptions.distill``).
+#: Systems run by default (``semantic`` and the anchored ones need YAMNet's class scores: see
+#: ``ProtocolOptions.distill``).
 DEFAULT_SYSTEMS = SYSTEMS[:5]
+#: Systems that need YAMNet's class scores (``distill=True``).
+_NEEDS_DISTILL = frozenset(SYSTEMS[5:])
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,9 @@ class ProtocolOptions:
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.systems if s not in SYSTEMS]
-        if "semantic" in self.systems and not self.distill:
-            raise ParameterError("the semantic system uses YAMNet's class scores: it needs distill=True")
+        needs = [s for s in self.systems if s in _NEEDS_DISTILL]
+        if needs and not self.distill:
+            raise ParameterError(f"the {needs[0]} system uses YAMNet's class scores: it needs distill=True")
         if unknown or not self.systems:
             raise ParameterError(
                 f"unknown system(s) {', '.join(unknown) or '(none given)'} (expected from: {', '.join(SYSTEMS)})"
@@ -155,6 +161,7 @@ def run_protocol(
     options: ProtocolOptions | None = None,
     progress: bool | None = False,
     aux: Any = None,
+    anchor: tuple[Any, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Run the protocol and return the results document (the layout of ``results.json``).
 
@@ -171,6 +178,9 @@ def run_protocol(
     aux : AuxLabels, optional
         Auxiliary classes with pseudo-labels for every clip (:mod:`zeroshot_audio.train.distill`), added to the
         training classes of every learned system.
+    anchor : (store, anchor_text), optional
+        For the anchored systems: a store of YAMNet's embeddings and logits side by side, rows as ``store``
+        (:class:`~zeroshot_audio.data.joined.JoinedStore`), and the embedded texts of YAMNet's classes ``[K, Ds]``.
     """
     from ..train.fit import resolve_device
 
@@ -231,7 +241,9 @@ def run_protocol(
         })
         fold = Fold(k=k, classes=classes, class_embeddings=class_embeddings, clips=clips, part=part, idx=idx,
                     zero_shot=zero_shot, store=store, model=opts.model, train=opts.train, aux=aux,
-                    aux_targets=aux_targets, dataset=dataset, ground_truth=temporal, device=device)
+                    aux_targets=aux_targets, dataset=dataset, ground_truth=temporal, device=device,
+                    anchor_store=None if anchor is None else anchor[0],
+                    anchor_text=None if anchor is None else anchor[1])
         for system in opts.systems:
             fitted = get_system(system).fit(fold)
             scores = fitted.scores(fold)

@@ -16,6 +16,12 @@ one class registered in :data:`SYSTEMS`.
 - ``supervised``: the attention model trained with every class seen (the upper bound).
 - ``semantic``: training-free transfer of YAMNet's class scores through label-embedding similarity (needs the
   distillation data).
+- ``semantic_all``: the anchored model untrained: the semantic transfer over *all* of YAMNet's classes (the
+  classes of the fold included, as for a user's label), pooled over time by attention.
+- ``anchored_mean``, ``anchored``: the model anchored on YAMNet's class scores (:mod:`zeroshot_audio.model`),
+  mean or attention pooling: it starts as the semantic transfer over all of YAMNet's classes, and training on
+  the seen classes keeps a step only where the validation classes improve (needs the anchor: YAMNet's
+  embeddings and logits side by side, and the embedded texts of its classes).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import numpy as np
 from .._errors import ParameterError
 from ..model import ModelConfig
 
-__all__ = ["Fold", "System", "ZeroRule", "PooledModel", "SemanticTransfer", "SYSTEMS", "get_system"]
+__all__ = ["Fold", "System", "ZeroRule", "PooledModel", "AnchoredModel", "SemanticTransfer", "SYSTEMS", "get_system"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ class Fold:
     dataset: Any = None
     ground_truth: dict[str, list[tuple[float, float, str]]] | None = None
     device: Any = None
+    anchor_store: Any = None  # data.joined.JoinedStore: YAMNet embeddings then logits, rows as ``store``
+    anchor_text: np.ndarray | None = None  # [K, Ds]: the embedded texts of the anchor classes
 
     @property
     def test_ids(self) -> np.ndarray:
@@ -134,22 +142,41 @@ class PooledModel(System):
         self.supervised = supervised
         self.name = name or ("supervised" if supervised else pooling)
 
+    def _store(self, fold: Fold) -> Any:
+        return fold.store
+
+    def _config(self, fold: Fold) -> ModelConfig:
+        return ModelConfig(audio_dim=int(fold.store.meta.dim), text_dim=int(fold.class_embeddings.shape[1]),
+                           pooling=self.pooling, **fold.model)
+
+    def _init(self, fold: Fold) -> dict[str, np.ndarray] | None:
+        return None
+
+    def _uses_aux(self) -> bool:
+        return True
+
     def fit(self, fold: Fold) -> PooledModel:
         from ..train.fit import fit
 
         classes = fold.classes
-        config = ModelConfig(audio_dim=int(fold.store.meta.dim), text_dim=int(fold.class_embeddings.shape[1]),
-                             pooling=self.pooling, **fold.model)
+        config = self._config(fold)
         if self.supervised:
             tr_cls = va_cls = np.arange(len(classes))
             chosen = fold.clips.select(train_classes=tr_cls, val_classes=va_cls, extra_targets=fold.aux_targets)
         else:
             tr_cls, va_cls, chosen = fold.idx["seen"], fold.idx["val"], fold.zero_shot
         train_emb = fold.class_embeddings[tr_cls]
-        if fold.aux is not None:
+        train_set, val_set = chosen.train, chosen.val
+        if fold.aux is not None and self._uses_aux():
             train_emb = np.concatenate([train_emb, fold.aux.embeddings], axis=0)
-        fitted = fit(config, chosen.train, train_emb, val=chosen.val, val_class_emb=fold.class_embeddings[va_cls],
-                     options=dataclasses.replace(fold.train, seed=fold.train.seed + fold.k))
+        elif fold.aux is not None:  # the selection carries the auxiliary targets: keep the dataset's own
+            train_set = dataclasses.replace(train_set, targets=train_set.targets[:, : len(tr_cls)])
+        store = self._store(fold)
+        train_set = dataclasses.replace(train_set, store=store)
+        if val_set is not None:
+            val_set = dataclasses.replace(val_set, store=store)
+        fitted = fit(config, train_set, train_emb, val=val_set, val_class_emb=fold.class_embeddings[va_cls],
+                     options=dataclasses.replace(fold.train, seed=fold.train.seed + fold.k), init=self._init(fold))
         self.model_ = fitted.model
         self.info_ = {"best_epoch": fitted.best_epoch, "val_map": fitted.best_val_map,
                       "train_seconds": round(fitted.seconds, 3), "n_train_clips": int(chosen.train_ids.size)}
@@ -158,7 +185,7 @@ class PooledModel(System):
     def scores(self, fold: Fold) -> np.ndarray:
         from ..train.fit import predict
 
-        return predict(self.model_, fold.store, fold.clips.rows[fold.test_ids], fold.class_embeddings,
+        return predict(self.model_, self._store(fold), fold.clips.rows[fold.test_ids], fold.class_embeddings,
                        device=fold.device)
 
     def detection(self, fold: Fold) -> dict[str, dict[str, Any]]:
@@ -172,12 +199,15 @@ class PooledModel(System):
         unseen = fold.idx["unseen"]
         rows = fold.clips.rows[fold.test_ids]
         names = [fold.classes[i] for i in unseen]
-        outputs = predict_segments(self.model_, fold.store, rows, fold.class_embeddings[unseen], device=fold.device)
+        outputs = predict_segments(self.model_, self._store(fold), rows, fold.class_embeddings[unseen],
+                                   device=fold.device)
         hop = float(fold.store.meta.hop)
         files = [fold.dataset.filenames[i] for i in fold.test_ids]
         durations = {f: float(fold.store.durations[r]) for f, r in zip(files, rows)}
         stamps = {f: frame_timestamps(len(o[0]), hop, durations[f]) for f, o in zip(files, outputs)}
         kinds = ("segment", "attention") if self.model_.config.pooling == "attention" else ("segment",)
+        if self.model_.config.anchored:
+            kinds = ("segment",)  # its segment scores are YAMNet's evidence for the label
         out = {}
         for kind in kinds:
             scores = {f: detection_scores(kind, *o) for f, o in zip(files, outputs)}
@@ -188,6 +218,51 @@ class PooledModel(System):
         return out
 
 
+class AnchoredModel(PooledModel):
+    """The model anchored on YAMNet's class scores, trained on the seen classes of the fold (the dataset's own
+    labels, not YAMNet's pseudo-labels: those would only teach it YAMNet's own scores back)."""
+
+    #: Attention temperature of the anchored model (shared attention over its segment scores, in logits).
+    TEMPERATURE = 0.25
+
+    def __init__(self, pooling: str = "attention", *, trained: bool = True, name: str | None = None):
+        super().__init__(pooling, name=name or ("anchored" if pooling == "attention" else f"anchored_{pooling}"))
+        self.trained = trained
+
+    def fit(self, fold: Fold) -> AnchoredModel:
+        if self.trained:
+            return super().fit(fold)
+        from ..train.network import ZeroShotModel, numpy_to_state_dict
+
+        model = ZeroShotModel(self._config(fold))
+        state = model.state_dict()
+        state.update(numpy_to_state_dict(self._init(fold)))
+        model.load_state_dict(state)
+        self.model_ = model.eval()
+        self.info_ = {}
+        return self
+
+    def _store(self, fold: Fold) -> Any:
+        if fold.anchor_store is None or fold.anchor_text is None:
+            raise ParameterError(f"the {self.name} system needs YAMNet's embeddings and logits side by side and the "
+                                 "texts of its classes (the distillation data)")
+        return fold.anchor_store
+
+    def _config(self, fold: Fold) -> ModelConfig:
+        store = self._store(fold)
+        audio_dim = int(fold.store.meta.dim)
+        model = {k: v for k, v in fold.model.items() if k not in ("attention", "temperature")}
+        return ModelConfig(audio_dim=audio_dim, text_dim=int(fold.class_embeddings.shape[1]), pooling=self.pooling,
+                           attention="shared", temperature=self.TEMPERATURE,
+                           anchor_dim=int(store.meta.dim) - audio_dim, **model)
+
+    def _init(self, fold: Fold) -> dict[str, np.ndarray]:
+        return {"anchor_text": np.asarray(fold.anchor_text, dtype=np.float32)}
+
+    def _uses_aux(self) -> bool:
+        return False
+
+
 #: The systems of the protocol by name, in the order of its tables.
 SYSTEMS: dict[str, Callable[[], System]] = {
     "zero_rule": ZeroRule,
@@ -196,6 +271,9 @@ SYSTEMS: dict[str, Callable[[], System]] = {
     "attention": lambda: PooledModel("attention"),
     "supervised": lambda: PooledModel("attention", supervised=True),
     "semantic": SemanticTransfer,
+    "semantic_all": lambda: AnchoredModel(trained=False, name="semantic_all"),
+    "anchored_mean": lambda: AnchoredModel("mean"),
+    "anchored": AnchoredModel,
 }
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from .._cache import cache_dir
 from .._errors import CheckpointError, ParameterError
 from .base import CachedLabelEncoder, HashingLabelEncoder, LabelEncoder, PrecomputedLabelEncoder
-from .classes import TEMPLATES, class_matrix, class_texts
+from .classes import ANCHOR_TEMPLATES, TEMPLATES, anchor_texts, class_matrix, class_texts
 from .minilm import MiniLMLabelEncoder
 from .word_vectors import WordVectorLabelEncoder, _word2vec
 
@@ -44,6 +44,8 @@ __all__ = [
     "class_matrix",
     "cache_dir",
     "TEMPLATES",
+    "ANCHOR_TEMPLATES",
+    "anchor_texts",
 ]
 
 

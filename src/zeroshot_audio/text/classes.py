@@ -9,7 +9,7 @@ import numpy as np
 from .._errors import ParameterError
 from .base import LabelEncoder, _normalise_rows
 
-__all__ = ["TEMPLATES", "class_texts", "class_matrix"]
+__all__ = ["TEMPLATES", "class_texts", "class_matrix", "anchor_texts", "ANCHOR_TEMPLATES"]
 
 #: Prompt template sets, as data: each ``{}`` receives the class text.
 TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -84,3 +84,13 @@ def class_matrix(
     flat = [t.format(x) for x in texts for t in templates]
     emb = encoder.encode(flat).reshape(len(texts), len(templates), encoder.dim).mean(axis=1)
     return _normalise_rows(emb)
+
+
+#: How the anchor classes' names become texts: the AudioSet prompt templates (measured best on the corpus's
+#: validation classes among names, names + descriptions and templates).
+ANCHOR_TEMPLATES = "audioset"
+
+
+def anchor_texts(encoder: LabelEncoder, names: Sequence[str]) -> np.ndarray:
+    """The embedded texts of an anchored model's anchor classes (YAMNet's class names): ``[K, D]``, unit rows."""
+    return class_matrix(encoder, list(names), templates=ANCHOR_TEMPLATES)

@@ -133,6 +133,7 @@ def fit(
     val_class_emb: np.ndarray | None = None,
     options: TrainOptions | None = None,
     progress: bool | None = False,
+    init: dict[str, np.ndarray] | None = None,
 ) -> FitResult:
     """Train a model on ``train`` (targets over the classes of ``class_emb [C, Ds]``).
 
@@ -148,6 +149,9 @@ def fit(
     options : TrainOptions
     progress : bool or None
         Show a progress bar (None: only on a terminal).
+    init : dict of str to np.ndarray, optional
+        Starting values of some parameters or buffers by state-dict name, e.g. ``anchor_text`` (the embedded
+        label texts of the anchor classes) of an anchored model, which it needs.
     """
     opts = options or TrainOptions()
     if train.targets.shape[1] != class_emb.shape[0]:
@@ -162,9 +166,23 @@ def fit(
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
     model = ZeroShotModel(config)
+    if init:
+        state = model.state_dict()
+        unknown = sorted(set(init) - set(state))
+        if unknown:
+            raise ParameterError(f"init names unknown parameter(s): {', '.join(unknown)}")
+        for name, value in init.items():
+            if tuple(np.shape(value)) != tuple(state[name].shape):
+                raise ParameterError(f"init {name} is {list(np.shape(value))}, "
+                                     f"the model needs {list(state[name].shape)}")
+            state[name] = torch.as_tensor(np.asarray(value, dtype=np.float32))
+        model.load_state_dict(state)
+    if config.anchored and not (init and "anchor_text" in init):
+        raise ParameterError("an anchored model needs the embedded texts of its anchor classes: "
+                             "init={'anchor_text': ...}")
     if opts.normalize:
         mean, std = _input_statistics(train, seed=opts.seed)
-        model.set_normalization(torch.from_numpy(mean), torch.from_numpy(std))
+        model.set_normalization(torch.from_numpy(mean[: config.audio_dim]), torch.from_numpy(std[: config.audio_dim]))
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     if opts.optimizer == "adamw":
@@ -182,6 +200,16 @@ def fit(
     since_best = 0
     start = time.perf_counter()
     bar = _progress(opts.epochs, progress)
+    if config.anchored and val is not None and len(val):
+        # an anchored model starts at the semantic transfer: training keeps a step only where the validation
+        # classes improve on it, so epoch 0 (the untrained model) is a candidate too
+        model.eval()
+        val_map, _ = mean_average_precision(val.targets, predict(model, val.store, val.rows, val_class_emb,
+                                                                 device=device))
+        result.history.append({"epoch": 0, "val_map": val_map})
+        if not math.isnan(val_map):
+            best_score, result.best_epoch = val_map, 0
+            best_state = copy.deepcopy(model.state_dict())
     for epoch in range(1, opts.epochs + 1):
         model.train()
         parts = list(_batches(len(train), opts.batch_size, rng.permutation(len(train))))
@@ -219,7 +247,7 @@ def fit(
         bar.close()
     if val is not None and best_state is not None:
         model.load_state_dict(best_state)
-        vm = result.history[result.best_epoch - 1].get("val_map")
+        vm = next(r for r in result.history if r["epoch"] == result.best_epoch).get("val_map")
         result.best_val_map = None if vm is None or math.isnan(vm) else float(vm)
     model.eval()
     result.seconds = time.perf_counter() - start

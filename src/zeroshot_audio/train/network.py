@@ -8,6 +8,7 @@ dropout. Inference does not need it: :class:`zeroshot_audio.model.NumpyModel` ru
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -42,6 +43,14 @@ class ZeroShotModel(nn.Module):
             )
         n_text = d * branches if config.text_projection == "linear" else d * (branches - 1)
         self.text_proj = nn.Linear(config.text_dim, n_text) if n_text else None
+        if config.anchored:  # psi = 0: the residual starts at zero, the model at the semantic transfer
+            with torch.no_grad():
+                self.text_proj.weight.zero_()
+                self.text_proj.bias.zero_()
+            self.register_buffer("anchor_text", torch.zeros(config.anchor_dim, config.text_dim))
+            self.anchor_log_temperature = nn.Parameter(torch.full((1,), math.log(0.05)))
+            self.anchor_scale = nn.Parameter(torch.ones(1))
+            self.anchor_bias = nn.Parameter(torch.zeros(1))
         if branches == 2:  # psi_a = 0: uniform attention at the start
             with torch.no_grad():
                 self.text_proj.weight[n_text - d :].zero_()
@@ -58,11 +67,27 @@ class ZeroShotModel(nn.Module):
         self.audio_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.audio_scale.copy_(1.0 / torch.where(std > 1e-6, std, torch.ones_like(std)))
 
+    def anchor_weights(self, class_emb: torch.Tensor) -> torch.Tensor:
+        """``w(y) [C, K]``: softmax over the ``anchor_top_k`` most cosine-similar anchor classes (see
+        :meth:`zeroshot_audio.model.NumpyModel.anchor_weights`)."""
+        e = nn.functional.normalize(class_emb, dim=1)
+        sim = e @ nn.functional.normalize(self.anchor_text, dim=1).T  # [C, K]
+        kth = sim.topk(self.config.anchor_top_k, dim=1).values[:, -1:]
+        z = torch.where(sim >= kth, sim / self.anchor_log_temperature.exp(), torch.full_like(sim, float("-inf")))
+        return torch.softmax(z, dim=1)
+
+    def anchor_scores(self, logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """``scale * logit(sigmoid(logits) @ weights.T) + bias``: ``[..., K]`` -> ``[..., C]``."""
+        sem = torch.matmul(torch.sigmoid(logits.clamp(-60, 60)), weights.T).clamp(1e-6, 1 - 1e-6)
+        return self.anchor_scale * (torch.log(sem) - torch.log1p(-sem)) + self.anchor_bias
+
     def project_audio(self, x: torch.Tensor) -> torch.Tensor:
         """``theta`` (and ``theta_a``) of standardised inputs: ``[..., Da] -> [..., D * branches]``.
 
-        The standardisation is folded into the first linear layer, so it costs nothing per segment.
+        The standardisation is folded into the first linear layer, so it costs nothing per segment. An anchored
+        model's input ``[..., Da + K]`` is read up to ``Da``.
         """
+        x = x[..., : self.config.audio_dim]
         if isinstance(self.audio_proj, nn.Linear):
             first, rest = self.audio_proj, None
         else:
@@ -98,8 +123,8 @@ class ZeroShotModel(nn.Module):
             Also return ``segment_scores`` and ``attention`` (for timelines and event detection).
         """
         cfg = self.config
-        if x.ndim != 3 or x.shape[-1] != cfg.audio_dim:
-            raise ParameterError(f"x must be [B, T, {cfg.audio_dim}], got {tuple(x.shape)}")
+        if x.ndim != 3 or x.shape[-1] != cfg.input_dim:
+            raise ParameterError(f"x must be [B, T, {cfg.input_dim}], got {tuple(x.shape)}")
         if class_emb.ndim != 2 or class_emb.shape[-1] != cfg.text_dim:
             raise ParameterError(f"class_emb must be [C, {cfg.text_dim}], got {tuple(class_emb.shape)}")
         if mask is None:
@@ -109,16 +134,21 @@ class ZeroShotModel(nn.Module):
         maskf = mask.to(x.dtype).unsqueeze(-1)  # [B, T, 1]
         n_real = maskf.sum(dim=1).clamp(min=1.0)  # [B, 1]
 
-        if cfg.pooling == "mean" and not return_segments:
+        if cfg.pooling == "mean" and not return_segments and not cfg.anchored:
             pooled = (x * maskf).sum(dim=1) / n_real  # [B, Da]
             clip = self.dropout(self.project_audio(pooled)) @ k[:, :d].T
             return ModelOutput(clip, None, None)
 
         q = self.dropout(self.project_audio(x))  # [B, T, D*branches]
         seg = torch.matmul(q[..., :d], k[:, :d].T)  # [B, T, C]
+        if cfg.anchored:
+            seg = seg + self.anchor_scores(x[..., cfg.audio_dim :], self.anchor_weights(class_emb))
         pad = ~mask.unsqueeze(-1)  # [B, T, 1]
         padded = not bool(mask.all())
-        if cfg.pooling == "mean":
+        if cfg.pooling == "mean" and cfg.anchored:
+            att = (maskf / n_real.unsqueeze(1)).expand_as(seg)
+            clip = (att * seg).sum(dim=1)
+        elif cfg.pooling == "mean":
             pooled = (x * maskf).sum(dim=1) / n_real
             clip = self.project_audio(pooled) @ k[:, :d].T
             att = (maskf / n_real.unsqueeze(1)).expand_as(seg)
