@@ -23,7 +23,8 @@ from zeroshot_audio.train.options import DEVICES, LOSS_NAMES, OPTIMIZERS, TrainO
 sys.path.insert(0, str(Path(__file__).parent))
 from test_cli import error_line, write_store  # noqa: E402
 
-MODEL_FIELDS = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("audio_dim", "text_dim")]
+MODEL_FIELDS = [f.name for f in dataclasses.fields(ModelConfig)
+                if f.name not in ("audio_dim", "text_dim", "anchor_dim")]
 TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainOptions)]
 
 

@@ -166,7 +166,14 @@ def test_array_api_embed_audio_embed_text_and_score_agree_with_tag(tagger):
     text = tagger.embed_text(labels)
     assert audio.shape == (len(times), tagger.trained.config.dim) and text.shape == (3, tagger.trained.config.dim)
     np.testing.assert_allclose(times, res.segment_times)
-    seg = audio @ text.T  # [T, 3]
+    seg = audio @ text.T  # [T, 3]: the compatibility; an anchored model adds its semantic term
+    model = tagger.trained.model
+    if model.config.anchored:
+        from zeroshot_audio.embed import embed_file
+
+        x = embed_file(tagger.embedder, DATA / "dog.flac").embeddings
+        seg = seg + model.anchor_scores(x[:, model.config.audio_dim :], model.anchor_weights(
+            tagger.label_embeddings(labels)))
     by_label = {r.label: r for r in res.labels}
     for j, lab in enumerate(labels):
         np.testing.assert_allclose(seg[:, j], by_label[lab].segment_scores, rtol=1e-4, atol=1e-4)

@@ -100,9 +100,13 @@ def test_table_shows_top_k_lines_per_file_with_the_events_of_likely_labels(resul
     dog = results[0]
     assert lines[0].startswith(f"{dog.file}  (6.0 s)")
     best = dog.labels[0]
-    assert lines[1].split()[2:4] == best.label.split()[:2]
+    assert best.probability >= 0.5 and lines[1].split()[0] == "*"  # judged present: marked
+    assert lines[1].split()[3:5] == best.label.split()[:2]
     a, b, _ = best.events[0]
     assert f"[{a:.1f}-{b:.1f} s" in lines[1]
+    for line, r in zip(lines[2:4], dog.labels[1:3]):  # the others: marked and with events only when present
+        assert (line.split()[0] == "*") == (r.probability >= 0.5) and ("[" in line) == bool(r.events)
+        assert bool(r.events) <= (r.probability >= 0.5)
 
 
 def test_events_tsv_holds_the_best_label_or_the_selection_and_refuses_a_tab(results, tmp_path):
@@ -161,12 +165,14 @@ def test_timelines_read_back_by_sed_scores_eval_and_give_the_events(results, tmp
             r = by_name[lab]
             col = df[lab].to_numpy()
             np.testing.assert_allclose(col, r.detection, rtol=1e-5, atol=1e-12)
-            # the events are the runs of segments at or above half the label's best detection score
-            on = np.r_[False, col >= 0.5 * col.max(), False]
+            # one window: the events are the runs of segments whose attention is at least half the window's peak
+            # (detection = relative attention x probability), when the label is judged present
+            on = np.r_[False, (col >= 0.5 * r.probability - 1e-7) & (r.probability >= 0.5), False]
             starts, stops = np.flatnonzero(~on[:-1] & on[1:]), np.flatnonzero(on[:-1] & ~on[1:])
             runs = [t for a, b in zip(starts, stops) for t in (df["onset"].iloc[a], df["offset"].iloc[b - 1])]
             assert runs == pytest.approx([t for a, b, _ in r.events for t in (a, b)], abs=5e-4), lab
-            assert max(s for _, _, s in r.events) == pytest.approx(col.max(), rel=1e-5)
+            if r.events:
+                assert max(s for _, _, s in r.events) == pytest.approx(col.max(), rel=1e-5)
     # the dog clip's timeline: the dog barks louder than any other label sounds, anywhere
     dog = scores["dog.flac"]
     assert dog["dog barking"].max() > dog[LABELS[1:]].to_numpy().max()

@@ -44,7 +44,7 @@ from ._errors import ParameterError
 
 __all__ = [
     "ModelConfig", "NumpyModel", "NumpyOutput", "parameter_shapes", "params_mismatch", "POOLINGS", "PROJECTIONS",
-    "ATTENTIONS",
+    "ATTENTIONS", "untrained_anchored",
 ]
 
 POOLINGS = ("attention", "mean", "max")
@@ -373,6 +373,20 @@ class NumpyModel:
             out.extend((res.segment_scores[i, : counts[i]], res.attention[i, : counts[i]], res.clip_scores[i])
                        for i in range(len(counts)))
         return out
+
+
+def untrained_anchored(config: ModelConfig, anchor_text: np.ndarray, *, temperature: float = 0.05) -> NumpyModel:
+    """An anchored model before any training: the residual is zero, so it is the semantic transfer of the
+    anchor classifier's scores (``anchor_text [K, Ds]``: the embedded texts of its classes; ``temperature``:
+    ``tau_s`` of the weights over the most similar anchor classes), pooled over time as ``config`` says."""
+    if not config.anchored:
+        raise ParameterError("untrained_anchored needs an anchored config (anchor_dim > 0)")
+    params = {name: np.zeros(shape, np.float32) for name, shape in parameter_shapes(config).items()}
+    params["audio_scale"][:] = 1.0
+    params["anchor_text"] = np.asarray(anchor_text, dtype=np.float32)
+    params["anchor_log_temperature"][:] = np.log(temperature)
+    params["anchor_scale"][:] = 1.0
+    return NumpyModel(config, params)
 
 
 def params_mismatch(expected: dict[str, tuple[int, ...]], shapes: dict[str, tuple[int, ...]]) -> str | None:

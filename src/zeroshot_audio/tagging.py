@@ -22,7 +22,11 @@ import numpy as np
 from ._errors import ParameterError
 from ._math import sigmoid
 
-__all__ = ["Tagger", "TagResult", "LabelResult", "load_model", "available_models", "clean_labels"]
+__all__ = ["Tagger", "TagResult", "LabelResult", "load_model", "available_models", "clean_labels", "PRESENT"]
+
+#: Calibrated probability at which a label is judged present (in a window, for its events; in the recording, for
+#: the table's mark): the calibration puts the best-F1 decision there (see the model card).
+PRESENT = 0.5
 
 #: Package directory of the shipped default model.
 DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "default"
@@ -49,9 +53,9 @@ class LabelResult:
     segment_scores : np.ndarray [T]
         Segment compatibility ``s_t(y)``.
     events : list of (onset, offset, score)
-        Where the label is heard, absolute seconds: runs of segments whose detection score (attention
-        relative to its window's peak, times the window's probability) reaches ``event_threshold`` of the
-        label's best segment; ``score`` is the run's best detection score (comparable across labels).
+        Where the label is heard, absolute seconds, only in windows where it is judged present (window
+        probability >= :data:`PRESENT`): runs of segments whose attention relative to the window's peak reaches
+        ``event_threshold``; ``score`` is the run's best detection score (comparable across labels).
     detection : np.ndarray [T] or None
         The per-segment detection score the events are runs of: attention relative to its window's peak,
         times the window's calibrated probability (in [0, 1], comparable across labels and recordings);
@@ -78,12 +82,13 @@ class TagResult:
     peak: float | None = None  # largest absolute sample (0.0: digitally silent)
 
     def to_json(self) -> dict[str, Any]:
-        """``{"file", "duration", "labels": [{"label", "score", "probability", "events": [...]}]}``."""
+        """``{"file", "duration", "labels": [{"label", "score", "probability", "present", "events": [...]}]}``."""
         return {
             "file": self.file,
             "duration": round(float(self.duration), 3),
             "labels": [
                 {"label": r.label, "score": round(r.score, 4), "probability": round(r.probability, 4),
+                 "present": bool(r.probability >= PRESENT),
                  "events": [{"onset": round(a, 3), "offset": round(b, 3), "score": round(s, 4)}
                             for a, b, s in r.events]}
                 for r in self.labels
@@ -179,7 +184,9 @@ class Tagger:
 
         ``embeddings[t] = theta(x_t)``, the acoustic projection of segment ``t``; with :meth:`embed_text`,
         ``embed_audio(a)[0] @ embed_text(labels).T`` are the segment scores ``s_t(y) [T, L]`` that the model pools
-        over time (array in, array out, as CLAP-style models offer). ``audio`` is a path or a waveform, as for
+        over time (array in, array out, as CLAP-style models offer); for a model anchored on YAMNet's class scores
+        (the default) they are its learned residual, to which the semantic term
+        (:meth:`~zeroshot_audio.model.NumpyModel.anchor_scores`) is added. ``audio`` is a path or a waveform, as for
         :meth:`tag`.
         """
         _, out = self._embed(audio, sample_rate)
@@ -275,15 +282,17 @@ class Tagger:
             b = min(n_labels, a + block)
             cols = att[:, a:b]
             # detection score per segment: attention relative to its window's peak, times the window's
-            # probability; an event is a run of segments scoring at least `threshold` of the label's best segment
+            # probability; an event is a run of segments of a window where the label is judged present whose
+            # relative attention reaches `threshold`
             padded = np.zeros((n_win * w, b - a), np.float32)
             padded[:t] = cols
             peak = np.maximum(padded.reshape(n_win, w, b - a).max(axis=1), 1e-12)  # [n_win, b - a]
-            det = cols / peak[win_of] * self.probability(clip[:, a:b])[win_of]
+            prob = self.probability(clip[:, a:b])[win_of]
+            rel = cols / peak[win_of]
+            det = rel * prob
             if detection is not None:
                 detection[:, a:b] = det
-            rel = det / np.maximum(det.max(axis=0, keepdims=True), 1e-30)
-            col, start, stop = active_runs(rel >= threshold)
+            col, start, stop = active_runs((rel >= threshold) & (prob >= PRESENT))
             peaks = run_maxima(det, col, start, stop)
             for c, onset, offset, score in zip((col + a).tolist(), stamps[start].tolist(), stamps[stop].tolist(),
                                                peaks.tolist()):

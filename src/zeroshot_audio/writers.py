@@ -39,6 +39,7 @@ import numpy as np
 
 from ._errors import DataError, ParameterError
 from ._io import escape_surrogates
+from .tagging import PRESENT
 
 __all__ = [
     "FORMATS",
@@ -176,10 +177,10 @@ class _StreamWriter(ResultWriter):
 
 
 class TableWriter(_StreamWriter):
-    """A table per recording: ``probability score label [when, for likely labels]``.
+    """A table per recording: ``present probability score label [when]``.
 
-    A label is *likely* when its probability is at least half the best label's; its first four events are
-    shown (``...`` when there are more).
+    A label is judged *present* (``*``) when its probability is at least 0.5 (:data:`PRESENT`); its first four
+    events are shown (``...`` when there are more). Only present labels have events.
     """
 
     format = "table"
@@ -187,12 +188,13 @@ class TableWriter(_StreamWriter):
     def write(self, result: Any) -> None:
         out = self.stream
         out.write(f"{escape_surrogates(result.file)}  ({result.duration:.1f} s)"
-                  "      probability  score  label  [when, for likely labels]\n")
+                  "  present  probability  score  label  [when]\n")
         for r in self.shown(result):
-            likely = r.probability >= 0.5 * result.labels[0].probability
-            when = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b, _ in r.events[:4]) if likely else ""
-            when += " ..." if likely and len(r.events) > 4 else ""
-            out.write(f"  {r.probability:6.1%}  {r.score:7.2f}  {r.label}" + (f"   [{when}]" if when else "") + "\n")
+            present = r.probability >= PRESENT
+            when = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b, _ in r.events[:4])
+            when += " ..." if len(r.events) > 4 else ""
+            out.write(f"  {'*' if present else ' ':>7}  {r.probability:10.1%}  {r.score:6.2f}  {r.label}"
+                      + (f"   [{when}]" if when else "") + "\n")
         out.flush()
 
 
