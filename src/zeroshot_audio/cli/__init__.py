@@ -152,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "val", "test", "all"),
                    help="clips to score (default: test when DATA has a split, else all)")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="write metrics and per-class AP as JSON")
+    p.add_argument("--phrasings", metavar="FILE",
+                   help="label,phrasing,kind CSV (kind name, free or short; e.g. debian-eval's phrasings.csv): "
+                        "also score the classes once per kind, each phrasing of a kind in turn, and report per "
+                        "kind mAP (classes with >= 2 positive clips) and top-1 / top-3 accuracy (default classes: "
+                        "DATA's classes that have phrasings)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="accepted for compatibility: scoring runs on the CPU in numpy")
 
