@@ -283,6 +283,66 @@ def test_evaluate_numbers_equal_those_of_the_torch_forward(planted, model_dir, t
     assert result["per_class"] == pytest.approx(ref["per_class"], abs=1e-6)
 
 
+def test_evaluate_phrasings_per_kind(planted, model_dir, tmp_path, capsys):
+    """--phrasings: each kind's mAP (classes with >= 2 positive test clips) and top-1/top-3 accuracy are those
+    computed here from the model's scores; a wording that names another class (a cyclic shift of the names)
+    is worse than the names, and the free figures are the mean of their two variants."""
+    from zeroshot_audio.checkpoint import TrainedModel
+    from zeroshot_audio.data import open_store
+    from zeroshot_audio.evaluation.metrics import average_precision
+
+    dataset = read_dataset(planted.data)
+    classes = list(dataset.classes)
+    shifted = classes[1:] + classes[:1]
+    rows = ["label,phrasing,kind"]
+    for c, other in zip(classes, shifted):
+        rows += [f"{c},{c},free", f"{c},{other},free", f"{c},{c},short"]
+    table = tmp_path / "phrasings.csv"
+    table.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "metrics.json"
+    code, stdout, err = run(capsys, "evaluate", model_dir, planted.data, "--store", planted.store,
+                            "--phrasings", table, "--json", out)
+    assert code == 0, err
+    result = json.loads(out.read_text(encoding="utf-8"))
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    # the first line is the default output; then one line per kind
+    assert lines[0] == {k: v for k, v in result.items() if k not in ("per_class", "phrasings")}
+    assert [x["phrasing"] for x in lines[1:]] == ["name", "free", "short"]
+    ph = result["phrasings"]
+
+    test = [i for i, s in enumerate(dataset.splits) if s == "test"]
+    trained, store = TrainedModel.load(model_dir), open_store(planted.store)
+    scores = trained.scores(store, store.index_of([dataset.filenames[i] for i in test]),
+                            trained.label_embeddings(classes))
+    y = dataset.label_matrix(classes)[test]
+    col = {c: j for j, c in enumerate(classes)}
+
+    def by_hand(wording):
+        s = scores[:, [col[w] for w in wording]]  # a class worded by another class's name gets its scores
+        keep = [j for j in range(len(classes)) if y[:, j].sum() >= 2]
+        order = np.argsort(-s, axis=1, kind="stable")
+        has = y.any(axis=1)
+        hit = [np.mean([y[i, order[i, :k]].any() for i in np.flatnonzero(has)]) for k in (1, 3)]
+        return np.mean([average_precision(y[:, j], s[:, j]) for j in keep]), hit[0], hit[1], len(keep)
+
+    name, shift = by_hand(classes), by_hand(shifted)
+    assert name[0] > shift[0] + 0.3 and name[1] > shift[1] + 0.3
+    for key, i in (("map", 0), ("top1", 1), ("top3", 2)):
+        assert ph["name"][key] == pytest.approx(name[i], abs=1e-9)
+        assert ph["short"][key] == pytest.approx(name[i], abs=1e-9)
+        assert ph["free"][key] == pytest.approx((name[i] + shift[i]) / 2, abs=1e-9)
+    assert ph["name"]["n_classes_map"] == name[3] and ph["free"]["variants"] == 2
+    # the name kind scores exactly what the default output scores
+    assert result["map"] == pytest.approx(np.mean([v for v in result["per_class"].values() if v is not None]))
+
+
+def test_evaluate_phrasings_missing_file(planted, model_dir, tmp_path, capsys):
+    code, _, err = run(capsys, "evaluate", model_dir, planted.data, "--store", planted.store,
+                       "--phrasings", tmp_path / "none.csv")
+    assert code == 2
+    assert "--phrasings" in error_line(err) and "no such file" in error_line(err)
+
+
 # ---------------------------------------------------------------------------- 3. evaluate --classes
 
 

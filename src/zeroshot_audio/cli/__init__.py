@@ -94,11 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "reviewed rules table, and mix them into 10 s multi-label scenes with exact "
                                    "events (see docs/corpus.md).")
     p.add_argument("action", choices=("build",))
-    p.add_argument("name", choices=("debian-sfx", "soundfont-instruments"),
+    p.add_argument("name", choices=("debian-sfx", "soundfont-instruments", "debian-eval"),
                    help="debian-sfx: sound effects (+ SoundFont instruments); soundfont-instruments: instrument "
-                        "notes only (a second dataset for cross-dataset tests)")
+                        "notes only (a second dataset for cross-dataset tests); debian-eval: recordings of other "
+                        "Debian packages, as they are (DIR/recordings) and mixed into scenes (DIR/scenes), with "
+                        "several phrasings per label (DIR/phrasings.csv), for evaluation only")
     p.add_argument("--out", required=True, metavar="DIR", help="dataset directory to write (replaced when complete)")
-    p.add_argument("--scenes", type=_positive_int, default=10_000, help="number of 10 s scenes (default: %(default)s)")
+    p.add_argument("--scenes", type=_positive_int, default=None,
+                   help="number of 10 s scenes (default: 10000; 2000 for debian-eval)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--workers", type=_positive_int, default=2, help="processes (default: %(default)s)")
     p.add_argument("--no-soundfonts", dest="soundfonts", action="store_false",
@@ -149,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "val", "test", "all"),
                    help="clips to score (default: test when DATA has a split, else all)")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="write metrics and per-class AP as JSON")
+    p.add_argument("--phrasings", metavar="FILE",
+                   help="label,phrasing,kind CSV (kind name, free or short; e.g. debian-eval's phrasings.csv): "
+                        "also score the classes once per kind, each phrasing of a kind in turn, and report per "
+                        "kind mAP (classes with >= 2 positive clips) and top-1 / top-3 accuracy (default classes: "
+                        "DATA's classes that have phrasings)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="accepted for compatibility: scoring runs on the CPU in numpy")
 

@@ -13,10 +13,10 @@ from ._common import (
 
 
 def _cmd_corpus(args: argparse.Namespace) -> int:
-    from ..corpus.build import build_corpus
+    from ..corpus.build import DEFAULT_N_SCENES, build_corpus
 
     _writable_output(args.out, "--out", directory=True, replaced=True)
-    if args.soundfonts or args.name == "soundfont-instruments":
+    if args.name == "soundfont-instruments" or (args.soundfonts and args.name == "debian-sfx"):
         try:
             import tinysoundfont  # noqa: F401
         except ImportError:
@@ -37,9 +37,16 @@ def _cmd_corpus(args: argparse.Namespace) -> int:
         if done >= total:
             bar.close()
 
-    summary = build_corpus(args.out, n_scenes=args.scenes, seed=args.seed, workers=args.workers,
-                           progress=progress, soundfonts=args.soundfonts or args.name == "soundfont-instruments",
-                           sfx=args.name == "debian-sfx")
+    if args.name == "debian-eval":
+        from ..corpus.debian_eval import DEFAULT_EVAL_SCENES, build_eval
+
+        summary = build_eval(args.out, n_scenes=args.scenes or DEFAULT_EVAL_SCENES, seed=args.seed,
+                             workers=args.workers, progress=progress)
+    else:
+        summary = build_corpus(args.out, n_scenes=args.scenes or DEFAULT_N_SCENES, seed=args.seed,
+                               workers=args.workers, progress=progress,
+                               soundfonts=args.soundfonts or args.name == "soundfont-instruments",
+                               sfx=args.name == "debian-sfx")
     for bar in bars.values():
         bar.close()
     print(summary)

@@ -37,9 +37,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..evaluation.metrics import evaluate_scores
 
     _writable_output(args.json_out, "--json", directory=False)
+    phrasings = None
+    if getattr(args, "phrasings", None):
+        from ..evaluation.phrasings import read_phrasings
+
+        _require(args.phrasings, "--phrasings", kind="file")
+        phrasings = read_phrasings(args.phrasings)
     trained, dataset, store = _model_data_store(args)
     if args.classes:
         classes = _read_class_file(args.classes)
+        emb = trained.label_embeddings(classes, descriptions=dataset.descriptions)
+    elif phrasings is not None:  # the dataset's classes that have phrasings
+        classes = [c for c in dataset.classes if c in phrasings]
+        if not classes:
+            raise ParameterError(f"--phrasings {args.phrasings}: none of its labels is a class of {args.data}")
         emb = trained.label_embeddings(classes, descriptions=dataset.descriptions)
     else:
         classes, emb = list(trained.classes), trained.class_embeddings
@@ -58,11 +69,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     scores = trained.scores(store, rows, emb)
     result = evaluate_scores(y, scores, classes)
     result["split"] = split
+    if phrasings is not None:
+        from ..evaluation.phrasings import evaluate_phrasings
+
+        def score_texts(texts: list[str]) -> np.ndarray:
+            if list(texts) == list(classes):
+                return scores
+            return trained.scores(store, rows, trained.label_embeddings(list(texts)))
+
+        result["phrasings"] = evaluate_phrasings(y, score_texts, classes, phrasings)
     if args.json_out:
         write_json_atomic(args.json_out, result)
-    shown = {k: v for k, v in result.items() if k != "per_class"}
-    print(json.dumps(shown, allow_nan=False) if not sys.stdout.isatty() else
+    shown = {k: v for k, v in result.items() if k not in ("per_class", "phrasings")}
+    tty = sys.stdout.isatty()
+    print(json.dumps(shown, allow_nan=False) if not tty else
           "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
+    for kind, m in (result.get("phrasings") or {}).items():
+        line = {"phrasing": kind, **{k: v for k, v in m.items() if k not in ("per_variant",)}}
+        print(json.dumps(line, allow_nan=False) if not tty else
+              f"{kind:<6} " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                      for k, v in line.items() if k != "phrasing"))
     return 0
 
 

@@ -103,11 +103,12 @@ class BuildSummary:
     packages: dict[str, str]
     timings: dict[str, float]
     settings: dict[str, object] = field(default_factory=dict)
+    name: str = "debian-sfx"
 
     def __str__(self) -> str:
         t = self.timings
         lines = [
-            f"debian-sfx corpus -> {self.out}",
+            f"{self.name} corpus -> {self.out}",
             f"scenes: {self.n_scenes} ({', '.join(f'{k} {v}' for k, v in self.scenes.items())}), "
             f"{self.events} event segments",
             f"classes: {len(self.classes)} ({', '.join(f'{k} {v}' for k, v in self.classes_by_split.items())}); "
@@ -140,7 +141,10 @@ def _strict_measured(results: Sequence[SceneResult], classes: Sequence[str], see
 
 
 def _licences_md(prepared: Sequence[Prepared], counts: Sequence[int], manifest: Mapping[str, Mapping],
-                 family_split: Mapping[str, str]) -> str:
+                 family_split: Mapping[str, str], name: str = "debian-sfx",
+                 intro: tuple[str, str] | None = None) -> str:
+    """``LICENSES.md``: the licences involved and a table per package; ``intro`` (the sentence before the list
+    of licences, the paragraph after it) replaces the text about scenes."""
     per_pkg: dict[str, dict[str, int]] = {}
     used_files: dict[str, int] = {}
     for p, c in zip(prepared, counts):
@@ -150,14 +154,9 @@ def _licences_md(prepared: Sequence[Prepared], counts: Sequence[int], manifest: 
         per_pkg[p.source.package][p.source.licence] = per_pkg[p.source.package].get(p.source.licence, 0) + 1
         used_files[p.source.package] = used_files.get(p.source.package, 0) + 1
     all_lic = sorted({lic for d in per_pkg.values() for lic in d})
-    lines = [
-        "# Licences of the debian-sfx corpus",
-        "",
+    head, tail = intro if intro is not None else (
         "Every scene is a derived work that mixes up to four recordings or rendered notes, each under its own "
         "licence, over generated noise. The licences involved are:",
-        "",
-        *[f"- {lic}" for lic in all_lic],
-        "",
         "A scene is distributed under the terms of all the licences of the sources it uses: `scene_sources.csv` "
         "lists the sources of each scene (package, path inside the package, licence) and `provenance.csv` "
         "every source (package, version, path inside the package, licence, split, number of scenes using "
@@ -165,6 +164,15 @@ def _licences_md(prepared: Sequence[Prepared], counts: Sequence[int], manifest: 
         "CC-BY sources need attribution (the authors are named in each package's `copyright` file, "
         "`/usr/share/doc/<package>/copyright`). The generated noise bed and the mixing carry no licence "
         "restrictions.",
+    )
+    lines = [
+        f"# Licences of the {name} corpus",
+        "",
+        head,
+        "",
+        *[f"- {lic}" for lic in all_lic],
+        "",
+        tail,
         "",
         "| package | version | sha256 of the package file | licences in its copyright file "
         "| licences of the files used (files) |",
@@ -194,6 +202,7 @@ def build_from_sources(
     n_scenes: int = DEFAULT_N_SCENES,
     seed: int = 0,
     min_files: int = 3,
+    min_families: int = 2,
     workers: int = 1,
     progress: Callable[[str, int, int], None] | None = None,
     cache: str | os.PathLike | None = None,
@@ -202,10 +211,13 @@ def build_from_sources(
     extra_info: Mapping[str, object] | None = None,
     timings: dict[str, float] | None = None,
     test_only: bool = False,
+    name: str = "debian-sfx",
 ) -> BuildSummary:
     """Build the corpus from given ``sources`` (the part of :func:`build_corpus` after collecting).
 
     ``test_only`` puts every family and every scene in the test split (a dataset for evaluation only).
+    Classes with fewer than ``min_files`` usable files or ``min_families`` families are dropped. ``name`` is
+    the corpus name written in ``build.json``, ``LICENSES.md`` and the summary.
     """
     if n_scenes < 1:
         raise ParameterError(f"build: n_scenes must be >= 1, got {n_scenes}")
@@ -215,7 +227,7 @@ def build_from_sources(
     timings = dict(timings or {})
     t0 = time.perf_counter()
     prepared, skipped = prepare_sources(sources, settings=prep, cache=cache, workers=workers, progress=progress)
-    kept, dropped = select_classes(prepared, min_files=min_files)
+    kept, dropped = select_classes(prepared, min_files=min_files, min_families=min_families)
     if not kept:
         raise ParameterError("build: no class has enough files and families")
     class_fams: dict[str, list[str]] = {}
@@ -275,7 +287,7 @@ def build_from_sources(
         manifest = dict(manifest or {})
         for p in kept:  # packages the manifest does not know (injected sources)
             manifest.setdefault(p.source.package, {"version": p.source.package_version, "licences": []})
-        (tmp / "LICENSES.md").write_text(_licences_md(kept, counts, manifest, family_split), encoding="utf-8")
+        (tmp / "LICENSES.md").write_text(_licences_md(kept, counts, manifest, family_split, name), encoding="utf-8")
 
         n_cls = {s: len(pools.by_split[s]) for s in SPLITS}
         fam_by_split = {s: sum(len(f) for _, f in pools.by_split[s]) for s in SPLITS}
@@ -293,10 +305,12 @@ def build_from_sources(
             skipped_sources=skipped, classes_missing_from=missing, strict_train_estimate=estimate,
             strict_train_measured=measured,
             packages={k: str(manifest[k].get("version", "")) for k in used_packages}, timings=timings,
-            settings={"prep": asdict(prep), "mix": asdict(mix), "min_files": min_files, "min_families": 2},
+            settings={"prep": asdict(prep), "mix": asdict(mix), "min_files": min_files,
+                      "min_families": min_families},
+            name=name,
         )
         info = {
-            "corpus": "debian-sfx",
+            "corpus": name,
             "seed": seed,
             "n_scenes": n_scenes,
             "settings": summary.settings,

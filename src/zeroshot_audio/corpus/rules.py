@@ -19,6 +19,8 @@ from .packages import RESERVED_PACKAGES
 __all__ = [
     "SKIP",
     "RULES_FILE",
+    "EVAL_RULES_FILE",
+    "EVAL_PHRASINGS_FILE",
     "Rule",
     "audioset_display_names",
     "read_rules",
@@ -41,6 +43,10 @@ def audioset_display_names() -> frozenset[str]:
 
 SKIP = "SKIP"
 RULES_FILE = Path(__file__).resolve().parent / "debian_sfx_rules.csv"
+#: The rules table of the ``debian-eval`` set (packages of :data:`~zeroshot_audio.corpus.packages.EVAL_PACKAGES`).
+EVAL_RULES_FILE = Path(__file__).resolve().parent / "debian_eval_rules.csv"
+#: Phrasings of the ``debian-eval`` labels: ``label,phrasing,kind`` (kind free or short).
+EVAL_PHRASINGS_FILE = Path(__file__).resolve().parent / "debian_eval_phrasings.csv"
 _RULE_COLUMNS = ("package", "pattern", "label", "family", "licence", "note")
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._errors import ParameterError
 
-__all__ = ["average_precision", "mean_average_precision", "f1_at_k", "evaluate_scores"]
+__all__ = ["average_precision", "mean_average_precision", "f1_at_k", "top_k_accuracy", "evaluate_scores"]
 
 
 def _check_pair(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +98,23 @@ def f1_at_k(y_true: np.ndarray, scores: np.ndarray, k: int) -> float:
     precision = tp / (n * k)
     recall = tp / n_pos
     return float(2 * precision * recall / (precision + recall))
+
+
+def top_k_accuracy(y_true: np.ndarray, scores: np.ndarray, k: int) -> float:
+    """Share of the clips with at least one label for which one of their labels is among the ``k`` best-scored
+    classes (ties broken by class order); NaN when no clip has a label.
+
+    For single-label clips it answers "is the right label among the first ``k``".
+    """
+    y_true, scores = _check_pair(y_true, scores)
+    if k < 1:
+        raise ParameterError(f"k must be >= 1, got {k}")
+    has = y_true.any(axis=1)
+    if not has.any():
+        return float("nan")
+    k = min(k, y_true.shape[1])
+    top = np.argsort(-scores[has], axis=1, kind="mergesort")[:, :k]
+    return float(np.take_along_axis(y_true[has], top, axis=1).any(axis=1).mean())
 
 
 def evaluate_scores(
