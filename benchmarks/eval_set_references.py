@@ -15,8 +15,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -26,15 +24,14 @@ def main() -> None:
     from zeroshot_audio.data import open_store, read_dataset
     from zeroshot_audio.embedders.yamnet import read_yamnet_class_names
     from zeroshot_audio.evaluation.metrics import mean_average_precision, top_k_accuracy
+    from zeroshot_audio.train.distill import yamnet_own_scores
 
     ds = read_dataset(args.data)
     store = open_store(Path(args.data) / "stores" / "yamnet+logits-hop0.96")
     names = read_yamnet_class_names(yamnet_class_map_path())
     classes = list(ds.classes)
     y = ds.label_matrix(classes)
-    x, mask = store.batch(store.index_of(list(ds.filenames)))
-    logits = np.where(mask[..., None], x[..., 1024:], -np.inf).max(axis=1)  # the most confident segment
-    own = np.stack([logits[:, names.index(c)] if c in names else np.full(len(y), -1e9) for c in classes], axis=1)
+    own = yamnet_own_scores(store, ds.filenames, classes, names, column=slice(1024, None), missing=-1e9)
     cols = y.sum(axis=0) >= 2
     out = {"reference": "yamnet_own", "map": mean_average_precision(y[:, cols], own[:, cols])[0],
            "top1": top_k_accuracy(y, own, 1), "top3": top_k_accuracy(y, own, 3), "n_clips": int(len(y)),

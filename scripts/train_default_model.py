@@ -44,7 +44,7 @@ def main() -> None:
     from zeroshot_audio.model import ModelConfig, untrained_anchored
     from zeroshot_audio.text import anchor_texts, class_matrix, get_label_encoder
     from zeroshot_audio.train.calibration import Calibration
-    from zeroshot_audio.train.distill import yamnet_aux_labels
+    from zeroshot_audio.train.distill import yamnet_aux_labels, yamnet_own_scores
     from zeroshot_audio.train.recipes import dataset_clips
 
     start = time.perf_counter()
@@ -69,8 +69,7 @@ def main() -> None:
         para = {r["label"]: r["paraphrase"] for r in csv.DictReader(f)}
     scores = model.scores(joined, rows, emb)
     scores_para = model.scores(joined, rows, class_matrix(enc, [para.get(c, c) for c in classes]))
-    lx, lmask = logits.batch(logits.index_of([ds.filenames[i] for i in test]))
-    own = np.where(lmask[..., None], lx, -np.inf).max(axis=1)[:, [ynames.index(c) for c in classes]]
+    own = yamnet_own_scores(logits, [ds.filenames[i] for i in test], classes, ynames)
     aux = yamnet_aux_labels(ds.filenames, logits, classes, emb, enc, yamnet_names=ynames, threshold=0.3)
     figures = {name: mean_average_precision(y, s)[0] for name, s in
                (("model", scores), ("model_paraphrases", scores_para), ("yamnet_own", own),

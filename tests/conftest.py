@@ -105,6 +105,20 @@ def embedder(yamnet_files):
     return YamnetEmbedder(model_path=yamnet_files[0])
 
 
+@pytest.fixture(scope="module")
+def tagger(embedder):
+    """The shipped default model (``load_model()``), with YAMNet from the cache the tests set it up in; one per
+    test module."""
+    from zeroshot_audio import load_model
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ZSA_CACHE_DIR", str(Path(embedder.model_path).parents[2]))
+    try:
+        yield load_model()
+    finally:
+        mp.undo()
+
+
 @pytest.fixture(scope="session")
 def embedder48(yamnet_files):
     from zeroshot_audio.embedders.yamnet import YamnetEmbedder

@@ -70,8 +70,7 @@ def test_anchored_config_is_checked():
     with pytest.raises(ParameterError, match="shared attention"):
         ModelConfig(audio_dim=16, text_dim=8, anchor_dim=12)  # attention defaults to "separate"
     with pytest.raises(ParameterError, match="anchor_top_k"):
-        _config(anchor_top_k=0) if False else ModelConfig(audio_dim=16, text_dim=8, attention="shared",
-                                                          anchor_dim=4, anchor_top_k=5)
+        ModelConfig(audio_dim=16, text_dim=8, attention="shared", anchor_dim=4, anchor_top_k=5)
     with pytest.raises(ParameterError, match=r"x must be \[B, T, 28\]"):
         untrained_anchored(_config(), np.ones((12, 8))).forward(np.zeros((1, 2, 16)), None, np.ones((1, 8)))
 
@@ -122,18 +121,6 @@ def test_decision_calibration_puts_the_best_f1_at_one_half():
     cv = calibration_report(scores, y, np.arange(20) % 5)
     assert cv["decision"]["f1_at_0.5"] > cv["f1_at_0.5"] and cv["decision"]["f1_at_0.5"] > 0.9 * cv["f1_best"]
     assert len(cv["folds"]) == 5 and sum(b["n"] for b in cv["bins"]) == y.size
-
-
-@pytest.fixture(scope="module")
-def tagger(embedder):
-    from zeroshot_audio import load_model
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ZSA_CACHE_DIR", str(Path(embedder.model_path).parents[2]))
-    try:
-        yield load_model()
-    finally:
-        mp.undo()
 
 
 def test_the_default_model_names_each_example_first_with_a_free_phrasing_and_judges_it_present(tagger):

@@ -32,18 +32,6 @@ def yamnet_cache(embedder, monkeypatch):
     monkeypatch.setenv("ZSA_CACHE_DIR", str(Path(embedder.model_path).parents[2]))
 
 
-@pytest.fixture(scope="module")
-def tagger(embedder):
-    from zeroshot_audio import load_model
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ZSA_CACHE_DIR", str(Path(embedder.model_path).parents[2]))
-    try:
-        yield load_model()
-    finally:
-        mp.undo()
-
-
 def _one_error_line(err: str) -> str:
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1, err

@@ -21,16 +21,6 @@ DATA = Path(__file__).parents[1] / "examples"
 LABELS = ["dog barking", "a rooster crowing", "cow mooing", "church bells ringing", "rain on a roof"]
 
 
-@pytest.fixture(scope="module")
-def tagger(embedder):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ZSA_CACHE_DIR", str(Path(embedder.model_path).parents[2]))  # where YAMNet is set up for the tests
-    try:
-        yield load_model()
-    finally:
-        mp.undo()
-
-
 @pytest.mark.parametrize("clip, expected", [("dog.flac", "dog barking"), ("rooster.flac", "a rooster crowing"),
                                             ("cow.flac", "cow mooing")])
 def test_free_paraphrased_labels_find_the_animal(tagger, clip, expected):

@@ -41,13 +41,16 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from ._errors import ParameterError
+from ._math import sigmoid
 
 __all__ = [
     "ModelConfig", "NumpyModel", "NumpyOutput", "parameter_shapes", "params_mismatch", "POOLINGS", "PROJECTIONS",
-    "ATTENTIONS", "untrained_anchored",
+    "ATTENTIONS", "ANCHOR_TEMPERATURE", "untrained_anchored",
 ]
 
 POOLINGS = ("attention", "mean", "max")
+#: ``tau_s`` of an anchored model before training: the softmax over its most similar anchor classes.
+ANCHOR_TEMPERATURE = 0.05
 PROJECTIONS = ("linear", "mlp")
 ATTENTIONS = ("separate", "shared")
 
@@ -265,8 +268,10 @@ class NumpyModel:
         """The semantic term of an anchored model: ``scale * logit(sigmoid(logits) @ weights.T) + bias``,
         ``logits [..., K]``, ``weights [C, K]`` -> ``[..., C]``."""
         lead = logits.shape[:-1]
-        prob = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1, logits.shape[-1]), -60, 60)))
-        sem = np.clip(prob.astype(np.float32) @ weights.T, np.float32(1e-6), np.float32(1 - 1e-6))
+        # in float64: its tanh form loses the relative precision of small probabilities in float32, and their
+        # logit below needs it
+        prob = sigmoid(logits.reshape(-1, logits.shape[-1])).astype(np.float32)
+        sem = np.clip(prob @ weights.T, np.float32(1e-6), np.float32(1 - 1e-6))
         z = np.log(sem) - np.log1p(-sem)
         out = self.params["anchor_scale"][0] * z + self.params["anchor_bias"][0]
         return out.reshape(*lead, weights.shape[0]).astype(np.float32)
@@ -375,7 +380,8 @@ class NumpyModel:
         return out
 
 
-def untrained_anchored(config: ModelConfig, anchor_text: np.ndarray, *, temperature: float = 0.05) -> NumpyModel:
+def untrained_anchored(config: ModelConfig, anchor_text: np.ndarray, *,
+                       temperature: float = ANCHOR_TEMPERATURE) -> NumpyModel:
     """An anchored model before any training: the residual is zero, so it is the semantic transfer of the
     anchor classifier's scores (``anchor_text [K, Ds]``: the embedded texts of its classes; ``temperature``:
     ``tau_s`` of the weights over the most similar anchor classes), pooled over time as ``config`` says."""

@@ -44,8 +44,9 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     from .options import dataclass_values
 
     if args.systems is None:
-        args.systems = "zero_rule,mean,max,attention,supervised" + (
-            ",semantic,semantic_all,anchored_mean,anchored" if args.distill else "")
+        from ..evaluation.protocol import DEFAULT_SYSTEMS, SYSTEMS
+
+        args.systems = ",".join(SYSTEMS if args.distill else DEFAULT_SYSTEMS)
     systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
     if args.distill and args.synthetic:
         raise ParameterError("--distill needs real audio (YAMNet's class scores), not --synthetic")
@@ -91,7 +92,9 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         names = read_yamnet_class_names(yamnet_class_map_path())
         aux = yamnet_aux_labels(dataset.filenames, logits, dataset.classes, emb, encoder, yamnet_names=names,
                                 threshold=args.distill_threshold, exclude_similarity=args.distill_exclude)
-        if any(s.startswith(("anchored", "semantic_all")) for s in systems):
+        from ..evaluation.systems import ANCHOR_SYSTEMS
+
+        if ANCHOR_SYSTEMS.intersection(systems):
             from ..data.joined import JoinedStore
             from ..text import anchor_texts
 

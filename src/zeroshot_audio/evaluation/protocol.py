@@ -34,8 +34,8 @@ from ..model import ModelConfig
 from ..train.options import TrainOptions
 from ..train.recipes import dataset_clips
 from .metrics import evaluate_scores, f1_at_k, mean_average_precision
+from .systems import NEEDS_DISTILL, Fold, ZeroRule, get_system
 from .systems import SYSTEMS as _SYSTEM_REGISTRY
-from .systems import Fold, ZeroRule, get_system
 
 __all__ = ["SYSTEMS", "ProtocolOptions", "ZeroRule", "run_protocol", "results_markdown"]
 
@@ -45,9 +45,7 @@ log = logging.getLogger(__name__)
 SYSTEMS = tuple(_SYSTEM_REGISTRY)
 #: Systems run by default (``semantic`` and the anchored ones need YAMNet's class scores: see
 #: ``ProtocolOptions.distill``).
-DEFAULT_SYSTEMS = SYSTEMS[:5]
-#: Systems that need YAMNet's class scores (``distill=True``).
-_NEEDS_DISTILL = frozenset(SYSTEMS[5:])
+DEFAULT_SYSTEMS = tuple(s for s in SYSTEMS if s not in NEEDS_DISTILL)
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ class ProtocolOptions:
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.systems if s not in SYSTEMS]
-        needs = [s for s in self.systems if s in _NEEDS_DISTILL]
+        needs = [s for s in self.systems if s in NEEDS_DISTILL]
         if needs and not self.distill:
             raise ParameterError(f"the {needs[0]} system uses YAMNet's class scores: it needs distill=True")
         if unknown or not self.systems:

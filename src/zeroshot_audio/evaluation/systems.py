@@ -36,7 +36,8 @@ import numpy as np
 from .._errors import ParameterError
 from ..model import ModelConfig
 
-__all__ = ["Fold", "System", "ZeroRule", "PooledModel", "AnchoredModel", "SemanticTransfer", "SYSTEMS", "get_system"]
+__all__ = ["Fold", "System", "ZeroRule", "PooledModel", "AnchoredModel", "SemanticTransfer", "SYSTEMS",
+           "ANCHOR_SYSTEMS", "NEEDS_DISTILL", "get_system"]
 
 
 @dataclass(frozen=True)
@@ -275,6 +276,12 @@ SYSTEMS: dict[str, Callable[[], System]] = {
     "anchored_mean": lambda: AnchoredModel("mean"),
     "anchored": AnchoredModel,
 }
+
+
+#: The systems that read YAMNet's embeddings and logits side by side (``Fold.anchor_store``/``anchor_text``).
+ANCHOR_SYSTEMS = frozenset({"semantic_all", "anchored_mean", "anchored"})
+#: The systems that need YAMNet's class scores (the distillation data).
+NEEDS_DISTILL = frozenset({"semantic"}) | ANCHOR_SYSTEMS
 
 
 def get_system(name: str) -> System:

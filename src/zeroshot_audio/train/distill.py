@@ -21,7 +21,7 @@ import numpy as np
 from .._errors import ParameterError
 from .._math import sigmoid
 
-__all__ = ["AuxLabels", "yamnet_aux_labels"]
+__all__ = ["AuxLabels", "yamnet_aux_labels", "yamnet_own_scores"]
 
 
 @dataclass
@@ -60,6 +60,23 @@ class AuxLabels:
         kth = np.sort(sim, axis=1)[:, -k][:, None]
         weights = np.where(sim >= kth, np.maximum(sim, 0.0), 0.0)
         return self.probabilities[rows].astype(np.float32) @ weights.T
+
+
+def yamnet_own_scores(logits_store, keys: Sequence[str], classes: Sequence[str], yamnet_names: Sequence[str], *,
+                      column: slice = slice(None), missing: float | None = None) -> np.ndarray:
+    """YAMNet's own score for each class that is one of its classes: ``[len(keys), C]``, the logit of its most
+    confident segment (the reference for labels that are AudioSet names).
+
+    ``column`` selects the logits in the store's vectors (``slice(1024, None)`` for a ``yamnet+logits`` store); a
+    class YAMNet lacks scores ``missing``, or is a :class:`ParameterError` when ``missing`` is None.
+    """
+    lacking = [c for c in classes if c not in yamnet_names]
+    if lacking and missing is None:
+        raise ParameterError(f"{len(lacking)} class(es) are not YAMNet classes, e.g. {lacking[0]!r}")
+    x, mask = logits_store.batch(logits_store.index_of(list(keys)))
+    top = np.where(mask[..., None], x[..., column], -np.inf).max(axis=1)
+    return np.stack([top[:, yamnet_names.index(c)] if c in yamnet_names else np.full(len(top), missing)
+                     for c in classes], axis=1)
 
 
 def yamnet_aux_labels(

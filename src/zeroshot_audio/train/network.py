@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .._errors import ParameterError
-from ..model import ModelConfig
+from ..model import ANCHOR_TEMPERATURE, ModelConfig
 
 __all__ = ["ZeroShotModel", "ModelOutput", "state_dict_to_numpy", "numpy_to_state_dict"]
 
@@ -48,7 +48,7 @@ class ZeroShotModel(nn.Module):
                 self.text_proj.weight.zero_()
                 self.text_proj.bias.zero_()
             self.register_buffer("anchor_text", torch.zeros(config.anchor_dim, config.text_dim))
-            self.anchor_log_temperature = nn.Parameter(torch.full((1,), math.log(0.05)))
+            self.anchor_log_temperature = nn.Parameter(torch.full((1,), math.log(ANCHOR_TEMPERATURE)))
             self.anchor_scale = nn.Parameter(torch.ones(1))
             self.anchor_bias = nn.Parameter(torch.zeros(1))
         if branches == 2:  # psi_a = 0: uniform attention at the start
