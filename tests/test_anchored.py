@@ -140,3 +140,31 @@ def test_noise_is_not_tagged_and_gets_no_events(tagger):
     res = tagger.tag(noise, sample_rate=16000, labels=["rain", "dog barking", "speech", "music", "engine"])
     assert all(not r.events for r in res.labels)
     assert all(r.probability < 0.5 for r in res.labels)
+
+
+def test_yamnet_own_system_is_yamnets_logit_of_the_class_at_its_best_segment(yamnet_files, monkeypatch):
+    """The protocol's yamnet_own reference, read through the joined store by row, equals YAMNet's own score read
+    from the logits store by key (train.distill.yamnet_own_scores); a class YAMNet lacks scores lowest."""
+    from types import SimpleNamespace
+
+    from zeroshot_audio.data.joined import JoinedStore
+    from zeroshot_audio.embedders.yamnet import read_yamnet_class_names
+    from zeroshot_audio.evaluation.systems import Fold, get_system
+    from zeroshot_audio.train.distill import yamnet_own_scores
+
+    monkeypatch.setenv("ZSA_CACHE_DIR", str(Path(yamnet_files[0]).parents[2]))  # where the graph was set up
+    names = read_yamnet_class_names(Path(yamnet_files[0]).parent / "yamnet_class_map.csv")
+    rng = np.random.default_rng(5)
+    keys = ["a", "b", "c", "d"]
+    emb = _mem(keys, 4, "yamnet", [3, 1, 2, 2], rng)
+    logits = _mem(keys[::-1], len(names), "yamnet-logits", [2, 2, 1, 3], rng)
+    classes = ["Dog", "Rain", "not a yamnet class", "Speech"]
+    rows = emb.index_of(keys)
+    clips = SimpleNamespace(rows=rows)
+    fold = Fold(k=0, classes=classes, class_embeddings=np.zeros((4, 8), np.float32), clips=clips,
+                part={"test": np.array([2, 0, 3])}, idx={}, zero_shot=None, store=emb, model={}, train=None,
+                anchor_store=JoinedStore(emb, logits), anchor_text=np.zeros((len(names), 8), np.float32))
+    got = get_system("yamnet_own").fit(fold).scores(fold)
+    want = yamnet_own_scores(logits, ["c", "a", "d"], classes, names, missing=-1e9)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert (got[:, 2] == -1e9).all() and np.isfinite(got).all()

@@ -83,10 +83,14 @@ def test_evaluate_phrasings_on_a_planted_scorer():
     table = {c: {"free": [f"good {c}", f"bad {c}"], "short": [f"good {c}"]} for c in CLASSES}
     table["Bell"]["short"] = []  # Bell has no short phrasing: worded by its name
     res = evaluate_phrasings(y, score_texts, CLASSES, table)
-    assert list(res) == ["name", "free", "short"]
-    assert [r["variants"] for r in res.values()] == [1, 2, 1]
+    # free has two phrasings per class: also scored as one ensemble label per class, "good X|bad X"
+    assert list(res) == ["name", "free", "free+ensemble", "short"]
+    assert [r["variants"] for r in res.values()] == [1, 2, 1, 1]
     assert res["short"]["n_classes_by_name"] == 1 and res["free"]["n_classes_by_name"] == 0
-    assert all(r["n_classes_map"] == 3 and r["n_clips_with_labels"] == n for r in res.values())
+    assert all(r["n_classes_map"] == 3 for r in res.values())
+    assert all(res[k]["n_clips_with_labels"] == n for k in ("name", "free", "short"))
+    ensemble = [f"good {c}|bad {c}" for c in CLASSES]
+    assert res["free+ensemble"]["per_variant"][0]["texts"] == ensemble and ensemble in calls
 
     def direct(texts):
         s = score_texts(texts)
@@ -104,4 +108,7 @@ def test_evaluate_phrasings_on_a_planted_scorer():
         assert res["free"][key] == pytest.approx((good[i] + bad[i]) / 2)  # the mean over the two variants
         assert res["short"][key] == pytest.approx(name[i])  # good phrasings and one name
     assert res["free"]["per_variant"][1]["texts"] == [f"bad {c}" for c in CLASSES]
+    ens = direct(ensemble)
+    assert [res["free+ensemble"][k] for k in ("map", "top1", "top3")] == pytest.approx(list(ens))
+    assert list(evaluate_phrasings(y, score_texts, CLASSES, table, ensemble=False)) == ["name", "free", "short"]
     assert top_k_accuracy(y, score_texts(CLASSES), 3) >= top_k_accuracy(y, score_texts(CLASSES), 1)

@@ -105,7 +105,7 @@ def test_systems_share_one_interface_and_unknown_names_list_the_valid_ones():
     from zeroshot_audio.evaluation.systems import System, get_system
 
     assert SYSTEMS == ("zero_rule", "mean", "max", "attention", "supervised", "semantic", "semantic_all",
-                       "anchored_mean", "anchored")
+                       "anchored_mean", "anchored", "yamnet_own")
     made = [get_system(name) for name in SYSTEMS]
     assert all(isinstance(s, System) and s.name == name for s, name in zip(made, SYSTEMS))
     assert not any(hasattr(s, "model_") or hasattr(s, "prior_") for s in made)  # constructors only store arguments

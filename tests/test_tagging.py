@@ -67,6 +67,23 @@ def test_clean_labels():
         clean_labels(["dog", "  "])
     with pytest.raises(ParameterError, match="no labels"):
         clean_labels([])
+    # several wordings of one label: spaces around "|" normalised, the label kept whole
+    assert clean_labels("dog barking | a dog barks;cow") == (["dog barking|a dog barks", "cow"], [])
+    with pytest.raises(ParameterError, match=r"label 1 'dog\|' has an empty wording"):
+        clean_labels(["dog|", "cow"])
+
+
+def test_a_label_with_several_wordings_is_their_average(tagger):
+    """"a|b" is embedded as the normalised mean of the embeddings of "a" and "b" (a prompt ensemble), and it is
+    scored like any label: here the mean of three ways to say "dog" still finds the dog."""
+    texts = ["dog barking", "a dog barks", "woof"]
+    one = tagger.label_embeddings(texts)
+    mean = one.mean(axis=0)
+    both = tagger.label_embeddings(["|".join(texts), "cow mooing"])
+    assert both[0] == pytest.approx(mean / np.linalg.norm(mean), abs=1e-6)
+    assert both[1] == pytest.approx(tagger.label_embeddings(["cow mooing"])[0], abs=1e-6)
+    res = tagger.tag(DATA / "dog.flac", labels=["|".join(texts), *LABELS[1:]])
+    assert res.labels[0].label == "dog barking|a dog barks|woof"
 
 
 def test_cli_tag_formats_events_plot_and_a_bad_file(tagger, embedder, tmp_path, capsys, monkeypatch):

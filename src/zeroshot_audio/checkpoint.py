@@ -263,8 +263,15 @@ class TrainedModel:
 
         Classes the model was trained on use their saved embeddings; when any label is new, all are encoded
         with the label encoder the model was trained with (rebuilt from its identity, same text and template
-        settings), so that every label is represented the same way.
+        settings), so that every label is represented the same way. A label with several wordings
+        (``"dog barking|a dog barks"``, :data:`~zeroshot_audio.text.WORDING_SEPARATOR`) is the normalised mean of
+        its wordings' embeddings.
         """
+        from .text import average_wordings
+
+        return average_wordings(labels, lambda texts: self._text_embeddings(texts, descriptions))
+
+    def _text_embeddings(self, labels: list[str], descriptions: dict[str, str] | None) -> np.ndarray:
         known = dict(zip(self.classes, self.class_embeddings))
         if all(x in known for x in labels):
             return np.stack([known[x] for x in labels]) if labels else self.class_embeddings[:0]

@@ -120,9 +120,13 @@ def control_character(text: str) -> str | None:
 def clean_labels(labels: Sequence[str] | str) -> tuple[list[str], list[str]]:
     """Labels stripped and deduplicated (order kept); returns ``(labels, duplicates)``.
 
-    A string is split on ``;``; runs of whitespace (tabs, line breaks) become one space. Empty labels, labels
-    holding a control character (NUL, ESC, ...) and an empty list are a :class:`ParameterError`.
+    A string is split on ``;``; runs of whitespace (tabs, line breaks) become one space. A label may hold several
+    wordings separated by ``|`` (``"dog barking|a dog barks"``: its embedding is their average), kept as
+    ``"dog barking|a dog barks"``. Empty labels or wordings, labels holding a control character (NUL, ESC, ...)
+    and an empty list are a :class:`ParameterError`.
     """
+    from .text import WORDING_SEPARATOR, wordings
+
     if isinstance(labels, str):
         labels = labels.split(";")
     out: dict[str, None] = {}
@@ -133,6 +137,12 @@ def clean_labels(labels: Sequence[str] | str) -> tuple[list[str], list[str]]:
         label = " ".join(raw.split())
         if not label:
             raise ParameterError(f"label {i + 1} is empty")
+        if WORDING_SEPARATOR in label:
+            parts = wordings(label)
+            if not all(parts):
+                raise ParameterError(f"label {i + 1} {raw!r} has an empty wording (wordings are separated by "
+                                     f"{WORDING_SEPARATOR!r})")
+            label = WORDING_SEPARATOR.join(parts)
         bad = control_character(label)
         if bad is not None:
             raise ParameterError(f"label {i + 1} {raw!r} holds the control character {bad!r} "

@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and when it is heard.")
     p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files or folders")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--labels", help="labels separated by ';' (e.g. \"dog barking;car horn;rain\")")
-    g.add_argument("--labels-file", metavar="FILE", help="one label per line")
+    g.add_argument("--labels", help="labels separated by ';' (e.g. \"dog barking;car horn;rain\"); '|' separates "
+                   "wordings of one label, which are averaged (\"dog barking|a dog barks;car horn\")")
+    g.add_argument("--labels-file", metavar="FILE", help="one label per line ('|' separates wordings, as in --labels)")
     p.add_argument("--model", default="default", help="'default' (shipped) or a model directory")
     p.add_argument("--top-k", type=_positive_int, help="table/csv: show only the K best labels per file")
     p.add_argument("--threshold", type=float, default=None,

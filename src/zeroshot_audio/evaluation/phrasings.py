@@ -8,6 +8,8 @@ class's phrasings when it has fewer, the class name when it has none), the whole
 wording and the metrics of the variants are averaged. Metrics per variant: mAP over the classes with at least
 :data:`MIN_POSITIVES` positive clips, and top-1 / top-3 accuracy (a clip with a true label is a hit when one of
 its labels is among the ``k`` best-scored classes: for single-label recordings, "which of my labels is it").
+A kind with several phrasings per class is also scored as one ensemble (kind ``"<kind>+ensemble"``): every class
+worded by all its phrasings at once, ``"a|b|c"``, which the tagger embeds as the average of the wordings.
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ from typing import Any
 import numpy as np
 
 from .._errors import DataError, ParameterError
+from ..text.classes import WORDING_SEPARATOR
 from .metrics import average_precision, top_k_accuracy
 
-__all__ = ["KINDS", "MIN_POSITIVES", "read_phrasings", "phrasing_variants", "evaluate_phrasings"]
+__all__ = ["KINDS", "ENSEMBLE_SUFFIX", "MIN_POSITIVES", "read_phrasings", "phrasing_variants", "evaluate_phrasings"]
 
 #: Phrasing kinds, in report order: the AudioSet name, free descriptions, short tags.
 KINDS: tuple[str, ...] = ("name", "free", "short")
 #: Classes with fewer positive clips have no mAP entry (an AP from one clip is 1 or a rank reciprocal: noise).
 MIN_POSITIVES = 2
+#: Kind suffix of the ensemble of a kind's phrasings in :func:`evaluate_phrasings`'s result.
+ENSEMBLE_SUFFIX = "+ensemble"
 _COLUMNS = ("label", "phrasing", "kind")
 
 
@@ -103,6 +108,7 @@ def evaluate_phrasings(
     *,
     kinds: Sequence[str] | None = None,
     ks: Sequence[int] = (1, 3),
+    ensemble: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Metrics per phrasing kind.
 
@@ -120,6 +126,9 @@ def evaluate_phrasings(
         Kinds to evaluate (default: ``name`` and every kind the table has for ``classes``, in :data:`KINDS` order).
     ks : sequence of int
         The ``k`` of the top-k accuracies.
+    ensemble : bool
+        Also score, for each kind with several phrasings per class, every class worded by all of them at once
+        (``"a|b|c"``: one label whose embedding is their average), under the kind ``"<kind>+ensemble"``.
 
     Returns
     -------
@@ -161,4 +170,12 @@ def evaluate_phrasings(
             "per_variant": per_variant,
         })
         out[kind] = summary
+        if ensemble and len(variants) > 1:
+            # every class worded by all its phrasings of the kind at once (one label, its wordings averaged)
+            texts = [WORDING_SEPARATOR.join(dict.fromkeys(v[c] for v in variants)) for c in range(len(classes))]
+            scores = np.asarray(score_texts(texts), dtype=np.float64)
+            metrics = _variant_metrics(y_true, scores, ks)
+            out[f"{kind}{ENSEMBLE_SUFFIX}"] = {**metrics, "variants": 1, "n_clips": summary["n_clips"],
+                                               "n_classes_map": summary["n_classes_map"],
+                                               "per_variant": [{**metrics, "texts": texts}]}
     return out

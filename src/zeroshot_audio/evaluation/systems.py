@@ -22,6 +22,7 @@ one class registered in :data:`SYSTEMS`.
   mean or attention pooling: it starts as the semantic transfer over all of YAMNet's classes, and training on
   the seen classes keeps a step only where the validation classes improve (needs the anchor: YAMNet's
   embeddings and logits side by side, and the embedded texts of its classes).
+- ``yamnet_own``: the reference for labels that are AudioSet names: YAMNet's own score of the class, no text.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import numpy as np
 from .._errors import ParameterError
 from ..model import ModelConfig
 
-__all__ = ["Fold", "System", "ZeroRule", "PooledModel", "AnchoredModel", "SemanticTransfer", "SYSTEMS",
+__all__ = ["Fold", "System", "ZeroRule", "PooledModel", "AnchoredModel", "SemanticTransfer", "YamnetOwn", "SYSTEMS",
            "ANCHOR_SYSTEMS", "NEEDS_DISTILL", "get_system"]
 
 
@@ -264,6 +265,30 @@ class AnchoredModel(PooledModel):
         return False
 
 
+class YamnetOwn(System):
+    """Training-free reference: YAMNet's own score for a class that is one of its AudioSet classes, the logit of
+    its most confident segment (a class YAMNet lacks scores lowest). What a user gets from YAMNet's head alone
+    when the label is an AudioSet name."""
+
+    name = "yamnet_own"
+
+    def fit(self, fold: Fold) -> YamnetOwn:
+        if fold.anchor_store is None:
+            raise ParameterError("the yamnet_own system needs YAMNet's logits (the distillation data)")
+        self.info_ = {}
+        return self
+
+    def scores(self, fold: Fold) -> np.ndarray:
+        from ..assets.fetch import yamnet_class_map_path
+        from ..embedders.yamnet import read_yamnet_class_names
+
+        pos = {n: i for i, n in enumerate(read_yamnet_class_names(yamnet_class_map_path()))}
+        x, mask = fold.anchor_store.batch(fold.clips.rows[fold.test_ids])  # rows as fold.store's
+        top = np.where(mask[..., None], x[..., int(fold.store.meta.dim) :], -np.inf).max(axis=1)
+        lowest = np.full(len(top), -1e9, np.float32)
+        return np.stack([top[:, pos[c]] if c in pos else lowest for c in fold.classes], axis=1).astype(np.float32)
+
+
 #: The systems of the protocol by name, in the order of its tables.
 SYSTEMS: dict[str, Callable[[], System]] = {
     "zero_rule": ZeroRule,
@@ -275,11 +300,12 @@ SYSTEMS: dict[str, Callable[[], System]] = {
     "semantic_all": lambda: AnchoredModel(trained=False, name="semantic_all"),
     "anchored_mean": lambda: AnchoredModel("mean"),
     "anchored": AnchoredModel,
+    "yamnet_own": YamnetOwn,
 }
 
 
 #: The systems that read YAMNet's embeddings and logits side by side (``Fold.anchor_store``/``anchor_text``).
-ANCHOR_SYSTEMS = frozenset({"semantic_all", "anchored_mean", "anchored"})
+ANCHOR_SYSTEMS = frozenset({"semantic_all", "anchored_mean", "anchored", "yamnet_own"})
 #: The systems that need YAMNet's class scores (the distillation data).
 NEEDS_DISTILL = frozenset({"semantic"}) | ANCHOR_SYSTEMS
 

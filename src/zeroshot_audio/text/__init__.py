@@ -26,7 +26,16 @@ from typing import Any
 from .._cache import cache_dir
 from .._errors import CheckpointError, ParameterError
 from .base import CachedLabelEncoder, HashingLabelEncoder, LabelEncoder, PrecomputedLabelEncoder
-from .classes import ANCHOR_TEMPLATES, TEMPLATES, anchor_texts, class_matrix, class_texts
+from .classes import (
+    ANCHOR_TEMPLATES,
+    TEMPLATES,
+    WORDING_SEPARATOR,
+    anchor_texts,
+    average_wordings,
+    class_matrix,
+    class_texts,
+    wordings,
+)
 from .minilm import MiniLMLabelEncoder
 from .word_vectors import WordVectorLabelEncoder, _word2vec
 
@@ -45,6 +54,9 @@ __all__ = [
     "cache_dir",
     "TEMPLATES",
     "ANCHOR_TEMPLATES",
+    "WORDING_SEPARATOR",
+    "wordings",
+    "average_wordings",
     "anchor_texts",
 ]
 

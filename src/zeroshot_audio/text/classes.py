@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from .._errors import ParameterError
 from .base import LabelEncoder, _normalise_rows
 
-__all__ = ["TEMPLATES", "class_texts", "class_matrix", "anchor_texts", "ANCHOR_TEMPLATES"]
+__all__ = ["TEMPLATES", "class_texts", "class_matrix", "anchor_texts", "ANCHOR_TEMPLATES", "WORDING_SEPARATOR",
+           "wordings", "average_wordings"]
 
 #: Prompt template sets, as data: each ``{}`` receives the class text.
 TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -94,3 +95,28 @@ ANCHOR_TEMPLATES = "audioset"
 def anchor_texts(encoder: LabelEncoder, names: Sequence[str]) -> np.ndarray:
     """The embedded texts of an anchored model's anchor classes (YAMNet's class names): ``[K, D]``, unit rows."""
     return class_matrix(encoder, list(names), templates=ANCHOR_TEMPLATES)
+
+
+#: Separates the wordings of one label: ``"dog barking|a dog barks|barking"`` is one label whose embedding is the
+#: average of its wordings' (a prompt ensemble; measured in docs/results.md, "Several wordings per label").
+WORDING_SEPARATOR = "|"
+
+
+def wordings(label: str) -> list[str]:
+    """The wordings of a label: its text split on :data:`WORDING_SEPARATOR` (one wording when there is none)."""
+    return [w.strip() for w in label.split(WORDING_SEPARATOR)]
+
+
+def average_wordings(labels: Sequence[str], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """``[L, D]`` label embeddings where a label with several wordings (:func:`wordings`) is the normalised mean
+    of its wordings' embeddings; ``embed`` maps distinct texts to their ``[N, D]`` embeddings (called once)."""
+    split = [wordings(x) for x in labels]
+    if all(len(w) == 1 for w in split):
+        return embed(list(labels))
+    texts = list(dict.fromkeys(w for ws in split for w in ws))
+    pos = {t: i for i, t in enumerate(texts)}
+    vecs = np.asarray(embed(texts), dtype=np.float32)
+    out = np.stack([vecs[[pos[w] for w in ws]].mean(axis=0) for ws in split])
+    multi = np.array([len(ws) > 1 for ws in split])
+    out[multi] /= np.maximum(np.linalg.norm(out[multi], axis=1, keepdims=True), np.float32(1e-12))
+    return out
