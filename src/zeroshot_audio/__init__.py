@@ -18,6 +18,7 @@ _EXPORTS = {
     "Tagger": ".tagging",
     "TagResult": ".tagging",
     "LabelResult": ".tagging",
+    "EventOptions": ".events",
     "get_writer": ".writers",
     # audio and embedders
     "load_audio": ".audio",
@@ -94,6 +95,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data.synthetic import make_synthetic
     from .embedders import available_embedders, get_embedder
     from .evaluation.metrics import evaluate_scores
+    from .events import EventOptions
     from .evaluation.protocol import ProtocolOptions, run_protocol
     from .model import ModelConfig, NumpyModel
     from .tagging import LabelResult, Tagger, TagResult, available_models, load_model
