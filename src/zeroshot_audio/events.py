@@ -134,9 +134,9 @@ class EventOptions:
             raise ParameterError(f"threshold must be a probability in [0, 1], got {self.threshold}")
         if not 0.0 <= self.low <= self.threshold:
             raise ParameterError(f"low must be in [0, threshold = {self.threshold}], got {self.low}")
-        if self.min_gap < 0 or self.min_duration < 0:
-            raise ParameterError(f"min_gap and min_duration must be >= 0 seconds, got {self.min_gap} and "
-                                 f"{self.min_duration}")
+        for name in ("min_gap", "min_duration"):
+            if getattr(self, name) < 0:
+                raise ParameterError(f"{name} must be >= 0 seconds, got {getattr(self, name)}")
         if self.refine not in REFINEMENTS:
             raise ParameterError(f"refine must be one of {', '.join(REFINEMENTS)}, got {self.refine!r}")
 
