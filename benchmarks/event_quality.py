@@ -258,13 +258,14 @@ def main() -> None:
     print(f"defaults: {defaults}")
     print(f"{'system':22s} {'seg F1':>7s} {'ev F1 .2s':>9s} {'ev F1 1s':>8s} {'PSDS':>6s} {'ev/clip':>7s}  "
           f"noise events (-40 / -26 dBFS)")
+    def fmt(r, key, width):
+        v = r.get(key)
+        return f"{v:{width}.3f}" if isinstance(v, float) else " " * (width - 1) + "-"
+
     for k, r in results.items():
-        def fmt(key, width):
-            v = r.get(key)
-            return f"{v:{width}.3f}" if isinstance(v, float) else " " * (width - 1) + "-"
         nz = r.get("noise_events")
-        print(f"{k:22s} {fmt('segment_f1', 7)} {fmt('event_f1_0.2s', 9)} {fmt('event_f1_1s', 8)} {fmt('psds', 6)} "
-              f"{fmt('events_per_clip', 7)}  {' / '.join(map(str, nz.values())) if nz else '-'}")
+        print(f"{k:22s} {fmt(r, 'segment_f1', 7)} {fmt(r, 'event_f1_0.2s', 9)} {fmt(r, 'event_f1_1s', 8)} "
+              f"{fmt(r, 'psds', 6)} {fmt(r, 'events_per_clip', 7)}  {' / '.join(map(str, nz.values())) if nz else '-'}")
     print(f"{'truth':22s} {'':7s} {'':9s} {'':8s} {'':6s} {n_truth:7.3f}")
     print(json.dumps({"data": args.data, "split": args.split, "n_clips": len(sc.files), "truth_per_clip": n_truth,
                       "defaults": defaults.__dict__, "results": results}))

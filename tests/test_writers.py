@@ -21,6 +21,7 @@ from zeroshot_audio.writers import FORMATS, get_writer, output_names, select_lab
 EXAMPLES = Path(__file__).parents[1] / "examples"
 sys.path.insert(0, str(Path(__file__).parent))
 from _event_reference import reference_events  # noqa: E402
+
 LABELS = ["dog barking", "cow mooing", "a rooster crowing", "rain on a roof"]
 
 

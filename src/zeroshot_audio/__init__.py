@@ -95,8 +95,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data.synthetic import make_synthetic
     from .embedders import available_embedders, get_embedder
     from .evaluation.metrics import evaluate_scores
-    from .events import EventOptions
     from .evaluation.protocol import ProtocolOptions, run_protocol
+    from .events import EventOptions
     from .model import ModelConfig, NumpyModel
     from .tagging import LabelResult, Tagger, TagResult, available_models, load_model
     from .text import LabelEncoder, available_label_encoders, class_matrix, get_label_encoder
