@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -14,9 +15,13 @@ import pytest
 
 from zeroshot_audio import DataError, ParameterError
 from zeroshot_audio.cli import main
+from zeroshot_audio.events import EventOptions
 from zeroshot_audio.writers import FORMATS, get_writer, output_names, select_labels, timeline_rows
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
+sys.path.insert(0, str(Path(__file__).parent))
+from _event_reference import reference_events  # noqa: E402
+
 LABELS = ["dog barking", "cow mooing", "a rooster crowing", "rain on a roof"]
 
 
@@ -145,6 +150,14 @@ def test_non_utf8_names_are_escaped_in_every_text_format(results, tmp_path):
         text.encode("utf-8")  # printable as UTF-8
 
 
+def tagger_probability(scores):
+    """The default model's calibration from its config.json (independent of :meth:`Tagger.probability`)."""
+    from zeroshot_audio.tagging import DEFAULT_MODEL_DIR
+
+    cal = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())["info"]["calibration"]
+    return 1 / (1 + np.exp(-(cal["scale"] * np.asarray(scores, np.float64) + cal["bias"])))
+
+
 def test_timelines_read_back_by_sed_scores_eval_and_give_the_events(results, tmp_path):
     out = tmp_path / "tl"
     with get_writer("timelines", out, labels=LABELS) as w:
@@ -165,14 +178,16 @@ def test_timelines_read_back_by_sed_scores_eval_and_give_the_events(results, tmp
             r = by_name[lab]
             col = df[lab].to_numpy()
             np.testing.assert_allclose(col, r.detection, rtol=1e-5, atol=1e-12)
-            # one window: the events are the runs of segments whose attention is at least half the window's peak
-            # (detection = relative attention x probability), when the label is judged present
-            on = np.r_[False, (col >= 0.5 * r.probability - 1e-7) & (r.probability >= 0.5), False]
-            starts, stops = np.flatnonzero(~on[:-1] & on[1:]), np.flatnonzero(on[:-1] & ~on[1:])
-            runs = [t for a, b in zip(starts, stops) for t in (df["onset"].iloc[a], df["offset"].iloc[b - 1])]
-            assert runs == pytest.approx([t for a, b, _ in r.events for t in (a, b)], abs=5e-4), lab
+            # the detection is p_t, the calibration applied to the segment scores; one window: the events are those
+            # of the written curve (the scalar reference of EventOptions), when the label is judged present
+            np.testing.assert_allclose(col, tagger_probability(r.segment_scores), rtol=1e-5)
+            stamps = np.r_[df["onset"].to_numpy(), df["offset"].iloc[-1]]
+            ref = reference_events(col.tolist(), stamps.tolist(), EventOptions()) if r.probability >= 0.5 else []
+            assert [t for e in ref for t in e[:2]] == pytest.approx([t for a, b, _ in r.events for t in (a, b)],
+                                                                    abs=2e-3), lab
             if r.events:
                 assert max(s for _, _, s in r.events) == pytest.approx(col.max(), rel=1e-5)
+    assert sum(len(r.events) for res in results for r in res.labels) >= 2  # not a comparison of empty lists
     # the dog clip's timeline: the dog barks louder than any other label sounds, anywhere
     dog = scores["dog.flac"]
     assert dog["dog barking"].max() > dog[LABELS[1:]].to_numpy().max()

@@ -18,6 +18,7 @@ _EXPORTS = {
     "Tagger": ".tagging",
     "TagResult": ".tagging",
     "LabelResult": ".tagging",
+    "EventOptions": ".events",
     "get_writer": ".writers",
     # audio and embedders
     "load_audio": ".audio",
@@ -95,6 +96,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .embedders import available_embedders, get_embedder
     from .evaluation.metrics import evaluate_scores
     from .evaluation.protocol import ProtocolOptions, run_protocol
+    from .events import EventOptions
     from .model import ModelConfig, NumpyModel
     from .tagging import LabelResult, Tagger, TagResult, available_models, load_model
     from .text import LabelEncoder, available_label_encoders, class_matrix, get_label_encoder

@@ -21,8 +21,10 @@ import numpy as np
 
 from ._errors import ParameterError
 from ._math import sigmoid
+from .events import EventOptions
 
-__all__ = ["Tagger", "TagResult", "LabelResult", "load_model", "available_models", "clean_labels", "PRESENT"]
+__all__ = ["Tagger", "TagResult", "LabelResult", "load_model", "available_models", "clean_labels", "PRESENT",
+           "EventOptions", "event_settings"]
 
 #: Calibrated probability at which a label is judged present (in a window, for its events; in the recording, for
 #: the table's mark): the calibration puts the best-F1 decision there (see the model card).
@@ -53,13 +55,16 @@ class LabelResult:
     segment_scores : np.ndarray [T]
         Segment compatibility ``s_t(y)``.
     events : list of (onset, offset, score)
-        Where the label is heard, absolute seconds, only in windows where it is judged present (window
-        probability >= :data:`PRESENT`): runs of segments whose attention relative to the window's peak reaches
-        ``event_threshold``; ``score`` is the run's best detection score (comparable across labels).
+        Where the label is heard, absolute seconds, by onset: the events of :attr:`detection` under the tagging's
+        :class:`~zeroshot_audio.events.EventOptions` (hysteresis from ``threshold`` down to ``low``, gaps under
+        ``min_gap`` joined, events under ``min_duration`` dropped, boundaries interpolated between segment
+        centres), started only in windows where the label is judged present (window probability >=
+        :data:`PRESENT`); ``score`` is the event's highest per-segment probability.
     detection : np.ndarray [T] or None
-        The per-segment detection score the events are runs of: attention relative to its window's peak,
-        times the window's calibrated probability (in [0, 1], comparable across labels and recordings);
-        ``--timelines`` writes it (:class:`zeroshot_audio.writers.TimelinesWriter`).
+        Per-segment probability ``p_t``: the model's calibration applied to the segment score ``s_t(y)``, the
+        scale of :attr:`probability` (the clip score is an attention-weighted mean of segment scores), so
+        comparable across labels, segments and recordings; ``--timelines`` writes it
+        (:class:`zeroshot_audio.writers.TimelinesWriter`) and ``--plot`` draws it.
     """
 
     label: str
@@ -155,6 +160,25 @@ def clean_labels(labels: Sequence[str] | str) -> tuple[list[str], list[str]]:
     return list(out), dups
 
 
+def event_settings(event_threshold: float | None = None, options: EventOptions | None = None) -> EventOptions:
+    """``options`` (default :class:`EventOptions`) with ``threshold`` replaced by ``event_threshold`` when given,
+    ``low`` lowered to it when higher."""
+    import dataclasses
+
+    options = EventOptions() if options is None else options
+    if not isinstance(options, EventOptions):
+        raise ParameterError(f"event_options must be an EventOptions, got {type(options).__name__}")
+    if event_threshold is None:
+        return options
+    try:
+        value = float(event_threshold)
+    except (TypeError, ValueError):
+        raise ParameterError(f"event_threshold must be a probability in [0, 1], got {event_threshold!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ParameterError(f"event_threshold must be a probability in [0, 1], got {event_threshold!r}")
+    return dataclasses.replace(options, threshold=value, low=min(options.low, value))
+
+
 class Tagger:
     """A trained model with its embedder, label encoder and calibration, ready to tag audio."""
 
@@ -221,20 +245,25 @@ class Tagger:
         return self.trained.model.forward(x, mask, self.label_embeddings(labels), return_segments=True)
 
     def tag(self, audio: str | os.PathLike[str] | np.ndarray, *, labels: Sequence[str] | str,
-            sample_rate: int | None = None, event_threshold: float = 0.5) -> TagResult:
+            sample_rate: int | None = None, event_threshold: float | None = None,
+            event_options: EventOptions | None = None) -> TagResult:
         """Tag one recording: a path, or a waveform with its ``sample_rate``, as an array ``[samples]`` or
         ``[samples, channels]`` (soundfile's layout, channels averaged; anything else is a
-        :class:`ParameterError` giving the shape, see :func:`zeroshot_audio.audio.mono_waveform`)."""
+        :class:`ParameterError` giving the shape, see :func:`zeroshot_audio.audio.mono_waveform`).
+
+        Events follow ``event_options`` (default :class:`~zeroshot_audio.events.EventOptions`); ``event_threshold``,
+        when given, replaces its ``threshold`` (and lowers ``low`` to it when ``low`` is higher)."""
         labels, _ = clean_labels(labels)
-        return self.tag_batch([audio], labels=labels, sample_rate=sample_rate, event_threshold=event_threshold)[0]
+        return self.tag_batch([audio], labels=labels, sample_rate=sample_rate, event_threshold=event_threshold,
+                              event_options=event_options)[0]
 
     def tag_batch(self, audios: Sequence[Any], *, labels: Sequence[str] | str, sample_rate: int | None = None,
-                  event_threshold: float = 0.5) -> list[TagResult]:
-        """Tag several recordings with one label set (label embeddings computed once)."""
+                  event_threshold: float | None = None, event_options: EventOptions | None = None) -> list[TagResult]:
+        """Tag several recordings with one label set (label embeddings computed once); events as in :meth:`tag`."""
         labels, _ = clean_labels(labels)
+        options = event_settings(event_threshold, event_options)
         emb = self.label_embeddings(labels)
-        return [self.tag_encoded(a, labels, emb, sample_rate=sample_rate, event_threshold=event_threshold)
-                for a in audios]
+        return [self.tag_encoded(a, labels, emb, sample_rate=sample_rate, event_options=options) for a in audios]
 
     def _embed(self, audio: Any, sample_rate: int | None):
         from .embed import embed_file
@@ -272,45 +301,36 @@ class Tagger:
             del res
         return clip, att[:t], seg[:t]
 
-    def _events(self, att: np.ndarray, clip: np.ndarray, stamps: np.ndarray, threshold: float,
+    def _events(self, seg: np.ndarray, clip: np.ndarray, stamps: np.ndarray, options: EventOptions,
                 detection: np.ndarray | None = None) -> list[list[tuple[float, float, float]]]:
-        """Per label, its events ``(onset, offset, score)`` by onset (see :class:`LabelResult`); the detection
-        scores ``[T, L]`` are written into ``detection`` when it is given.
+        """Per label, its events ``(onset, offset, score)`` by onset (see :class:`LabelResult`); the per-segment
+        probabilities ``[T, L]`` are written into ``detection`` when it is given.
 
-        Linear in ``T * L`` plus the number of events: labels are handled in blocks of columns, runs found and
-        their peaks taken by array operations (:func:`~zeroshot_audio.events.active_runs`).
+        Linear in ``T * L`` plus the number of events: labels are handled in blocks of columns, events found by
+        array operations (:func:`~zeroshot_audio.events.probability_events`).
         """
-        from .events import active_runs, run_maxima
+        from .events import probability_events
 
-        t, n_labels = att.shape
-        w = self.window_segments
-        win_of = np.arange(t) // w
-        n_win = clip.shape[0]
+        t, n_labels = seg.shape
+        win_of = np.arange(t) // self.window_segments
         events: list[list[tuple[float, float, float]]] = [[] for _ in range(n_labels)]
         block = max(1, _EVENT_CELLS // max(t, 1))
         for a in range(0, n_labels, block):
             b = min(n_labels, a + block)
-            cols = att[:, a:b]
-            # detection score per segment: attention relative to its window's peak, times the window's
-            # probability; an event is a run of segments of a window where the label is judged present whose
-            # relative attention reaches `threshold`
-            padded = np.zeros((n_win * w, b - a), np.float32)
-            padded[:t] = cols
-            peak = np.maximum(padded.reshape(n_win, w, b - a).max(axis=1), 1e-12)  # [n_win, b - a]
-            prob = self.probability(clip[:, a:b])[win_of]
-            rel = cols / peak[win_of]
-            det = rel * prob
+            # p_t: the calibration applied to the segment scores (the clip score's scale); events start only in
+            # windows where the label is judged present
+            prob = self.probability(seg[:, a:b]).astype(np.float32)
             if detection is not None:
-                detection[:, a:b] = det
-            col, start, stop = active_runs((rel >= threshold) & (prob >= PRESENT))
-            peaks = run_maxima(det, col, start, stop)
-            for c, onset, offset, score in zip((col + a).tolist(), stamps[start].tolist(), stamps[stop].tolist(),
-                                               peaks.tolist()):
-                events[c].append((onset, offset, score))
+                detection[:, a:b] = prob
+            present = (self.probability(clip[:, a:b]) >= PRESENT)[win_of]
+            col, onset, offset, peak = probability_events(prob, stamps, options, present=present)
+            for c, on, off, score in zip((col + a).tolist(), onset.tolist(), offset.tolist(), peak.tolist()):
+                events[c].append((on, off, score))
         return events
 
     def tag_encoded(self, audio: Any, labels: list[str], label_embeddings: np.ndarray, *,
-                    sample_rate: int | None = None, event_threshold: float = 0.5) -> TagResult:
+                    sample_rate: int | None = None, event_threshold: float | None = None,
+                    event_options: EventOptions | None = None) -> TagResult:
         """Tag one recording with labels already cleaned and embedded (:meth:`label_embeddings`): the loop
         body of :meth:`tag_batch`, for callers that handle each file's failure themselves.
 
@@ -331,8 +351,8 @@ class Tagger:
         best = clip.max(axis=0)
         prob = self.probability(best)
         stamps = frame_timestamps(t, self.embedder.hop, out.duration)
-        det = np.empty_like(att)
-        events = self._events(att, clip, stamps, event_threshold, det)
+        det = np.empty_like(seg)
+        events = self._events(seg, clip, stamps, event_settings(event_threshold, event_options), det)
         results = [LabelResult(lab, float(best[i]), float(prob[i]), att[:, i], seg[:, i], events[i], det[:, i])
                    for i, lab in enumerate(labels)]
         results.sort(key=lambda r: -r.score)

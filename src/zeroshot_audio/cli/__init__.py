@@ -25,7 +25,7 @@ from .embed import _cmd_embed, _cmd_import
 from .evaluate import _cmd_evaluate, _cmd_plot
 from .models import _cmd_models
 from .options import _add_label_options, _add_model_options, _add_protocol_options
-from .tag import _cmd_tag
+from .tag import _add_event_options, _cmd_tag
 from .train import _cmd_train
 
 __all__ = ["main", "build_parser"]
@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timelines", metavar="DIR",
                    help="write one sed_scores_eval TSV per file: onset, offset and each label's detection score "
                         "per segment")
-    p.add_argument("--plot", metavar="DIR", help="write one PNG per file: waveform and attention of the top labels")
+    p.add_argument("--plot", metavar="DIR", help="write one PNG per file: waveform and each top label's per-segment "
+                                                 "probability, with its events")
+    _add_event_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("models", help="set up or list the pretrained models",

@@ -49,6 +49,48 @@ def _read_labels_file(path: str) -> list[str]:
     return labels
 
 
+#: The event flags of ``zsa tag``: flag -> (EventOptions field, default, help). The defaults are
+#: :class:`zeroshot_audio.events.EventOptions`' (a test holds them equal), written out so that ``zsa --help``
+#: imports no numpy.
+EVENT_FLAGS = {
+    "--event-threshold": ("threshold", 0.5, "an event starts where a label's per-segment probability reaches P, in "
+                                            "a 10 s window where the label is judged present"),
+    "--event-low": ("low", 0.3, "hysteresis: an event goes on while the probability stays >= P (at most "
+                                "--event-threshold)"),
+    "--min-gap": ("min_gap", 1.0, "events of a label less than S seconds apart are joined"),
+    "--min-duration": ("min_duration", 0.0, "events shorter than S seconds are dropped"),
+    "--refine": ("refine", "interpolate", "event boundaries where the probability, interpolated between segment "
+                                          "centres, crosses --event-low, or at segment boundaries (none)"),
+}
+
+
+def _add_event_options(p: argparse.ArgumentParser) -> None:
+    """The event flags (:data:`EVENT_FLAGS`; see ``docs/events.md``)."""
+    g = p.add_argument_group("events (--events, table, json; see docs/events.md)")
+    for name, (field, default, text) in EVENT_FLAGS.items():
+        if field == "refine":
+            g.add_argument(name, dest=f"event_{field}", choices=("interpolate", "none"), default=default,
+                           help=f"{text} (default: %(default)s)")
+        else:
+            g.add_argument(name, dest=f"event_{field}", type=float, default=default,
+                           metavar="S" if field.startswith("min") else "P", help=f"{text} (default: %(default)s)")
+
+
+def _event_options(args: argparse.Namespace):
+    """:class:`~zeroshot_audio.events.EventOptions` of the flags; a bad value is a usage error naming its flag."""
+    from ..events import EventOptions
+
+    values = {field: getattr(args, f"event_{field}") for field, _, _ in EVENT_FLAGS.values()}
+    try:
+        return EventOptions(**values)
+    except ParameterError as err:
+        text = str(err)
+        for name, (field, _, _) in EVENT_FLAGS.items():
+            if text.startswith(f"{field} "):
+                raise ParameterError(f"{name}: {text}") from None
+        raise ParameterError(f"{', '.join(EVENT_FLAGS)}: {text}") from None
+
+
 def _plot_names(files: Sequence[Path]) -> list[str]:
     """One PNG name per file for ``--plot`` (:func:`zeroshot_audio.writers.output_names` with ``.png``)."""
     from ..writers import output_names
@@ -75,6 +117,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         print(f"zsa: warning: duplicate labels ignored: {', '.join(sorted(set(dups)))}", file=sys.stderr)
     if args.threshold is not None and not 0 <= args.threshold <= 1:
         raise ParameterError(f"--threshold must be a probability in [0, 1], got {args.threshold}")
+    event_options = _event_options(args)
     if args.model != "default":
         _require(args.model, "--model")
     _writable_output(args.events, "--events", directory=False)
@@ -108,7 +151,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         timelines.start()
     for f in files:
         try:
-            res = tagger.tag_encoded(f, labels, emb)
+            res = tagger.tag_encoded(f, labels, emb, event_options=event_options)
         except ZsaError as err:
             failures[str(f)] = str(err)
             print(f"zsa: failed: {shown_name(str(err))}", file=sys.stderr)
@@ -131,7 +174,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
             events.write(res)
         if args.plot:
             from ..events import frame_timestamps
-            from ..plots import plot_attention
+            from ..plots import plot_timeline
 
             top = res.labels[: args.top_k or 3]
             stamps = frame_timestamps(len(res.segment_times), tagger.embedder.hop, res.duration)
@@ -140,13 +183,11 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                 from ..audio import load_audio
 
                 wav = load_audio(f)
-            plot_attention(Path(args.plot) / plot_names[f], timestamps=stamps,
-                           attention=np.stack([r.attention for r in top], axis=1),
-                           labels=[r.label for r in top], clip_scores=np.array([r.score for r in top]),
-                           events=[(a, b, r.label) for r in top for a, b, _ in r.events
-                                   if r.probability >= 0.5 * res.labels[0].probability],
-                           waveform=wav, title=shown_name(Path(f).name),
-                           events_caption="detected events (likely labels)")
+            plot_timeline(Path(args.plot) / plot_names[f], timestamps=stamps,
+                          probability=np.stack([r.detection for r in top], axis=1), labels=[r.label for r in top],
+                          events=[(a, b, r.label) for r in top for a, b, _ in r.events],
+                          clip_probability=np.array([r.probability for r in top]),
+                          threshold=event_options.threshold, waveform=wav, title=shown_name(Path(f).name))
     if bar is not None:
         bar.close()
     printer.finish()
