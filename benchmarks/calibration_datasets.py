@@ -25,9 +25,8 @@ import numpy as np
 
 def recording_probabilities(tagger, xs: list[np.ndarray], labels: list[str]) -> np.ndarray:
     """``[N, L]`` probabilities as ``zsa tag`` gives them: the calibrated clip score of each recording's best
-    10 s window."""
-    emb = tagger.label_embeddings(labels)
-    return np.stack([tagger.probability(tagger._scores(x, emb)[0].max(axis=0)) for x in xs])
+    10 s window (:meth:`~zeroshot_audio.tagging.Tagger.recording_scores`)."""
+    return tagger.probability(tagger.recording_scores(xs, tagger.label_embeddings(labels)))
 
 
 def main() -> None:

@@ -209,3 +209,21 @@ def test_a_model_of_another_embedder_version_is_refused(embedder, tmp_path, monk
     with pytest.raises(CheckpointError, match=r"the embedder was made by .* but .* is expected by model"):
         load_model(model)
     assert load_model(DEFAULT_MODEL_DIR).embedder.identity()["embedder_version"].startswith("tfmel1-")
+
+
+def test_recording_scores_of_stored_segments_equal_what_tag_reports(tagger):
+    """Scoring stored segment embeddings in batches gives each recording's best-window score, the probability
+    that tag() reports for the same audio (a 47 s recording: several windows; the 6 s dog clip: one)."""
+    dog, sr = sf.read(DATA / "dog.flac", dtype="float32")
+    quiet = 0.001 * np.random.default_rng(1).standard_normal(int(20.5 * sr)).astype(np.float32)
+    audios = [np.concatenate([quiet, dog, quiet]), dog]
+    labels = ["dog barking", "rain on a roof", "cow mooing"]
+    from zeroshot_audio.audio import waveform_at
+
+    segs = [tagger.embedder.embed(waveform_at(a, sr, tagger.embedder.sample_rate)).embeddings for a in audios]
+    got = tagger.probability(tagger.recording_scores(segs, tagger.label_embeddings(labels), batch_windows=2))
+    for a, row in zip(audios, got):
+        res = tagger.tag(a, labels=labels, sample_rate=sr)
+        assert {r.label: r.probability for r in res.labels} == pytest.approx(dict(zip(labels, row)), abs=1e-6)
+    with pytest.raises(ParameterError, match="recording 0: segments must be"):
+        tagger.recording_scores([np.zeros((0, 5))], tagger.label_embeddings(labels))

@@ -206,6 +206,35 @@ class Tagger:
         model has no calibration: see :attr:`calibrated`)."""
         return sigmoid(self.scale * np.asarray(scores, dtype=np.float64) + self.bias)
 
+    def recording_scores(self, segments: Sequence[np.ndarray], label_embeddings: np.ndarray, *,
+                         batch_windows: int = 256) -> np.ndarray:
+        """Clip scores ``[N, L]`` of recordings given as stored segment embeddings (``segments[i]: [T_i, Da]``, as
+        the model's embedder gives them; wider inputs, e.g. a ``yamnet+logits`` store for a ``yamnet`` model, are
+        read up to the model's input width): each recording's best 10 s window, as :meth:`tag` scores it, with
+        the windows of all recordings scored together in batches. :meth:`probability` turns them into the
+        probabilities :meth:`tag` reports."""
+        w = self.window_segments
+        dim = self.trained.config.input_dim
+        emb = np.asarray(label_embeddings, dtype=np.float32)
+        windows, owner = [], []
+        for i, x in enumerate(segments):
+            x = np.asarray(x, dtype=np.float32)
+            if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] < dim:
+                raise ParameterError(f"recording {i}: segments must be [T >= 1, >= {dim}], got {x.shape}")
+            for a in range(0, x.shape[0], w):
+                windows.append(x[a : a + w, :dim])
+                owner.append(i)
+        best = np.full((len(segments), emb.shape[0]), -np.inf, np.float32)
+        owners = np.asarray(owner, dtype=np.int64)
+        for a in range(0, len(windows), batch_windows):
+            chunk = windows[a : a + batch_windows]
+            xb = np.zeros((len(chunk), w, dim), np.float32)
+            mask = np.zeros((len(chunk), w), bool)
+            for j, x in enumerate(chunk):
+                xb[j, : len(x)], mask[j, : len(x)] = x, True
+            np.maximum.at(best, owners[a : a + batch_windows], self.trained.model.forward(xb, mask, emb).clip_scores)
+        return best
+
     def label_embeddings(self, labels: Sequence[str]) -> np.ndarray:
         """``[L, Ds]``, encoded in batches (a list of 10,000 labels works) and cached on disk."""
         parts = [self.trained.label_embeddings(list(labels[i : i + self.batch_labels]))
