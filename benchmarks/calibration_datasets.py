@@ -10,7 +10,8 @@ the model card gives the cross-validated one); debian-eval (recordings and scene
 draws the reliability diagrams, one panel per dataset.
 
 Needs the corpus embedded at hop 0.96 s with `yamnet` and `yamnet-logits`, and debian-eval built with its
-recordings (and, when present, scenes) embedded with `yamnet+logits` into `stores/yamnet+logits-hop0.96`.
+recordings (and, when present, scenes and scenes-clean) embedded with `yamnet+logits` (or the `yamnet` and
+`yamnet-logits` stores side by side, as `zsa benchmark --distill` leaves them).
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ def recording_probabilities(tagger, xs: list[np.ndarray], labels: list[str]) -> 
     """``[N, L]`` probabilities as ``zsa tag`` gives them: the calibrated clip score of each recording's best
     10 s window (:meth:`~zeroshot_audio.tagging.Tagger.recording_scores`)."""
     return tagger.probability(tagger.recording_scores(xs, tagger.label_embeddings(labels)))
+
+
+def _segments(store, row: int) -> np.ndarray:
+    x, mask = store.batch([row])
+    return x[0, : int(mask[0].sum())]
 
 
 def main() -> None:
@@ -62,16 +68,22 @@ def main() -> None:
 
     ev = Path(args.eval)
     table = read_phrasings(ev / "phrasings.csv")
-    for part in ("recordings", "scenes"):
-        path = ev / part / "stores" / "yamnet+logits-hop0.96"
-        if not path.is_dir():
-            print(f"(skipped debian-eval {part}: no store at {path})")
+    from zeroshot_audio.data.joined import JoinedStore
+
+    for part in ("recordings", "scenes", "scenes-clean"):
+        stores = ev / part / "stores"
+        if (stores / "yamnet+logits-hop0.96").is_dir():
+            st = open_store(stores / "yamnet+logits-hop0.96")
+        elif (stores / "yamnet-hop0.96").is_dir() and (stores / "yamnet-logits-hop0.96").is_dir():
+            st = JoinedStore(open_store(stores / "yamnet-hop0.96"), open_store(stores / "yamnet-logits-hop0.96"))
+        else:
+            print(f"(skipped debian-eval {part}: no yamnet+logits store, nor yamnet and yamnet-logits, in {stores})")
             continue
         ds = read_dataset(ev / part)
-        st = open_store(path)
         classes = list(ds.classes)
-        keep = [i for i, f in enumerate(ds.filenames) if st.counts[st.index_of([f])[0]] > 0]
-        xs = [st.get(ds.filenames[i]) for i in keep]
+        rows = st.index_of(list(ds.filenames))
+        keep = [i for i, r in enumerate(rows) if st.counts[r] > 0]
+        xs = [_segments(st, rows[i]) for i in keep]
         y = ds.label_matrix(classes)[keep]
         runs.append((f"debian-eval {part}", "names", recording_probabilities(tagger, xs, classes), y))
         free = ["|".join(table.get(c, {}).get("free", [c])) for c in classes]
@@ -99,9 +111,13 @@ def plot(results: list[dict], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [r for r in results if r["wording"] == "names" or r["wording"].startswith("free")]
-    fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3.6), sharey=True)
-    for ax, r in zip(np.atleast_1d(axes), shown):
+    shown = [r for r in results if r["wording"] == "names" or r["dataset"] == "debian-eval recordings"]
+    cols = 3
+    rows = -(-len(shown) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.4 * rows), sharey=True, squeeze=False)
+    for ax in axes.ravel()[len(shown) :]:
+        ax.axis("off")
+    for ax, r in zip(axes.ravel(), shown):
         bins = [b for b in r["bins"] if b["n"]]
         mid = [(b["lo"] + b["hi"]) / 2 for b in bins]
         ax.bar(mid, [b["frequency"] for b in bins], width=0.09, color="#4c78a8", alpha=0.8, label="observed")
@@ -115,8 +131,9 @@ def plot(results: list[dict], path: str) -> None:
         ax.set_xlabel("predicted probability", fontsize=8)
         ax.set_xlim(0, 1), ax.set_ylim(0, 1)
         ax.tick_params(labelsize=7)
-    np.atleast_1d(axes)[0].set_ylabel("fraction present", fontsize=8)
-    np.atleast_1d(axes)[0].legend(fontsize=6, loc="upper left")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("fraction present", fontsize=8)
+    axes[0, 0].legend(fontsize=6, loc="upper left")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -241,7 +241,10 @@ def write_docs(docs: Path, results: dict, ablations: dict, cross: dict, seconds:
     lines += ["", "## Attention on an unseen class", "",
               f"`zsa plot` of test clip `{clip}` for its labels, with an attention model trained on the seen classes "
               f"of fold 0 (`zsa train --classes SEEN --strict`; unseen there: {'; '.join(fold0['unseen'])}).", "",
-              "![attention](figures/attention-unseen.png)", ""]
+              "![attention](figures/attention-unseen.png)", "",
+              "## The shipped model", "",
+              "The anchored model, the references it is measured against on the corpus and on debian-eval (mAP, "
+              "top-1, wordings, calibration, events, noise): [quality.md](quality.md).", ""]
     (docs / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (docs / "results.json").write_text(json.dumps({"main": results, "ablations": {
         k: {s: v["zsl"] for s, v in r["systems"].items()} for k, r in ablations.items()}, "cross_dataset": cross,
