@@ -307,7 +307,8 @@ def test_evaluate_phrasings_per_kind(planted, model_dir, tmp_path, capsys):
     lines = [json.loads(line) for line in stdout.splitlines()]
     # the first line is the default output; then one line per kind
     assert lines[0] == {k: v for k, v in result.items() if k not in ("per_class", "phrasings")}
-    assert [x["phrasing"] for x in lines[1:]] == ["name", "free", "short"]
+    # free has two phrasings per class: also scored as one label of both wordings ("c|other", embeddings averaged)
+    assert [x["phrasing"] for x in lines[1:]] == ["name", "free", "free+ensemble", "short"]
     ph = result["phrasings"]
 
     test = [i for i, s in enumerate(dataset.splits) if s == "test"]
@@ -332,6 +333,13 @@ def test_evaluate_phrasings_per_kind(planted, model_dir, tmp_path, capsys):
         assert ph["short"][key] == pytest.approx(name[i], abs=1e-9)
         assert ph["free"][key] == pytest.approx((name[i] + shift[i]) / 2, abs=1e-9)
     assert ph["name"]["n_classes_map"] == name[3] and ph["free"]["variants"] == 2
+    both = [f"{c}|{o}" for c, o in zip(classes, shifted)]
+    assert ph["free+ensemble"]["per_variant"][0]["texts"] == both
+    s_both = trained.scores(store, store.index_of([dataset.filenames[i] for i in test]),
+                            trained.label_embeddings(both))
+    keep = [j for j in range(len(classes)) if y[:, j].sum() >= 2]
+    assert ph["free+ensemble"]["map"] == pytest.approx(np.mean([average_precision(y[:, j], s_both[:, j])
+                                                                for j in keep]), abs=1e-9)
     # the name kind scores exactly what the default output scores
     assert result["map"] == pytest.approx(np.mean([v for v in result["per_class"].values() if v is not None]))
 
