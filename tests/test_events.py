@@ -192,3 +192,24 @@ def test_cli_event_flags_default_to_event_options_and_name_a_bad_value(tmp_path,
     assert "--event-low: low must be in [0, threshold = 0.5], got 0.8" in capsys.readouterr().err
     assert main(["tag", str(EXAMPLES / "dog.flac"), "--labels", "dog", "--min-duration", "-2"]) == 2
     assert "--min-duration: min_duration must be >= 0" in capsys.readouterr().err
+
+
+def test_one_frame_axis_from_segment_times(embedder48, tagger):
+    """frames_of(segment_times) is frame_timestamps(T, hop, duration) for real embedder output (hop 0.48 s, where
+    the analysed windows overlap) and is what TagResult.frame_times and the timelines writer use."""
+    from zeroshot_audio.events import frame_timestamps, frames_of
+    from zeroshot_audio.writers import timeline_rows
+
+    rng = np.random.default_rng(0)
+    wav = 0.1 * rng.standard_normal(int(7.3 * 16000)).astype(np.float32)
+    out = embedder48.embed(wav)
+    assert (out.times[1:, 0] < out.times[:-1, 1]).all()  # the analysed windows overlap at hop 0.48
+    np.testing.assert_allclose(frames_of(out.times, out.duration),
+                               frame_timestamps(len(out.times), 0.48, out.duration), atol=1e-9)
+    res = tagger.tag(wav, labels="rain;dog", sample_rate=16000)
+    np.testing.assert_allclose(res.frame_times, frame_timestamps(len(res.segment_times), 0.96, res.duration))
+    stamps, _, values = timeline_rows(res)
+    np.testing.assert_array_equal(stamps, res.frame_times)
+    assert values.shape == (len(res.segment_times), 2)
+    with pytest.raises(ParameterError, match="segment starts"):
+        frames_of(np.zeros((0, 2)), 1.0)

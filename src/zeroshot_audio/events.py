@@ -27,19 +27,34 @@ import numpy as np
 from ._errors import ParameterError
 from ._math import sigmoid
 
-__all__ = ["DETECTION_KINDS", "frame_timestamps", "detection_scores", "active_runs", "run_maxima", "scores_to_events",
-           "EventOptions", "REFINEMENTS", "probability_events"]
+__all__ = ["DETECTION_KINDS", "frame_timestamps", "frames_of", "detection_scores", "active_runs", "run_maxima",
+           "scores_to_events", "EventOptions", "REFINEMENTS", "probability_events"]
 
 DETECTION_KINDS = ("segment", "attention")
 
 
 def frame_timestamps(n_segments: int, hop: float, duration: float) -> np.ndarray:
-    """``[T + 1]`` frame boundaries: ``0, hop, ..., (T - 1) * hop`` and the clip's end."""
+    """``[T + 1]`` frame boundaries: ``0, hop, ..., (T - 1) * hop`` and the clip's end.
+
+    The one frame axis of events, timelines and plots: segment ``t`` is *assigned* the frame ``[t * hop,
+    (t + 1) * hop)`` (the last one ends at the clip's end), while the embedder's ``segment_times [T, 2]`` say
+    which samples it *analysed* (``[t * hop, t * hop + window]``, overlapping when the hop is shorter than the
+    window). :func:`frames_of` derives these boundaries from ``segment_times``.
+    """
     if n_segments < 1 or hop <= 0:
         raise ParameterError(f"need n_segments >= 1 and hop > 0, got {n_segments} and {hop}")
-    starts = np.arange(n_segments) * float(hop)
-    end = max(float(duration), starts[-1] + 1e-3)
-    return np.r_[starts, end]
+    return frames_of(np.arange(n_segments) * float(hop), duration)
+
+
+def frames_of(segment_starts: np.ndarray, duration: float) -> np.ndarray:
+    """``[T + 1]`` frame boundaries of segments starting at ``segment_starts [T]`` (or ``segment_times [T, 2]``):
+    the starts, then the clip's end (at least 1 ms after the last start)."""
+    starts = np.asarray(segment_starts, dtype=np.float64)
+    if starts.ndim == 2:
+        starts = starts[:, 0]
+    if starts.ndim != 1 or starts.size == 0:
+        raise ParameterError(f"need segment starts [T >= 1] or segment_times [T, 2], got shape {starts.shape}")
+    return np.r_[starts, max(float(duration), float(starts[-1]) + 1e-3)]
 
 
 def detection_scores(

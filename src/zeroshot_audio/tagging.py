@@ -82,9 +82,17 @@ class TagResult:
 
     file: str
     duration: float
-    segment_times: np.ndarray  # [T, 2]
+    segment_times: np.ndarray  # [T, 2]: the samples each segment analysed
     labels: list[LabelResult]
     peak: float | None = None  # largest absolute sample (0.0: digitally silent)
+
+    @property
+    def frame_times(self) -> np.ndarray:
+        """``[T + 1]`` frame boundaries that events, timelines and plots use: segment ``t`` is the frame
+        ``frame_times[t] .. frame_times[t + 1]`` (:func:`zeroshot_audio.events.frames_of`)."""
+        from .events import frames_of
+
+        return frames_of(self.segment_times, self.duration)
 
     def to_json(self) -> dict[str, Any]:
         """``{"file", "duration", "labels": [{"label", "score", "probability", "present", "events": [...]}]}``."""
@@ -367,19 +375,18 @@ class Tagger:
         ``benchmarks/tag_speed.py``).
         """
         from ._errors import CheckpointError
-        from .events import frame_timestamps
+        from .events import frames_of
 
         if len(labels) != len(label_embeddings):
             raise ParameterError(f"{len(labels)} labels but {len(label_embeddings)} label embeddings")
         name, out = self._embed(audio, sample_rate)
-        t = out.embeddings.shape[0]
         clip, att, seg = self._scores(out.embeddings, label_embeddings)
         if not np.isfinite(clip).all():
             raise CheckpointError(f"model {self.path}: non-finite scores (NaN or infinity) for {name}: the model's "
                                   "weights or the label embeddings are damaged")
         best = clip.max(axis=0)
         prob = self.probability(best)
-        stamps = frame_timestamps(t, self.embedder.hop, out.duration)
+        stamps = frames_of(out.times, out.duration)  # = TagResult.frame_times
         det = np.empty_like(seg)
         events = self._events(seg, clip, stamps, event_settings(event_threshold, event_options), det)
         results = [LabelResult(lab, float(best[i]), float(prob[i]), att[:, i], seg[:, i], events[i], det[:, i])

@@ -112,15 +112,14 @@ def timeline_rows(result: Any, labels: Sequence[str] | None = None) -> tuple[np.
     missing = [lab for lab in labels if lab not in by_name]
     if missing:
         raise ParameterError(f"timelines of {result.file}: no result for the label(s) {missing[:5]}")
-    starts = np.asarray(result.segment_times, dtype=np.float64).reshape(-1, 2)[:, 0]
-    stamps = np.r_[starts, max(float(result.duration), float(starts[-1]) + 1e-3)]
+    stamps = result.frame_times
     columns = []
     for lab in labels:
         det = by_name[lab].detection
         if det is None:
             raise ParameterError(f"timelines of {result.file}: the result of {lab!r} holds no detection scores")
         columns.append(np.asarray(det, dtype=np.float64))
-    return stamps, labels, np.stack(columns, axis=1) if columns else np.zeros((starts.size, 0))
+    return stamps, labels, np.stack(columns, axis=1) if columns else np.zeros((stamps.size - 1, 0))
 
 
 class ResultWriter:

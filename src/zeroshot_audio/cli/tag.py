@@ -173,11 +173,10 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         if events:
             events.write(res)
         if args.plot:
-            from ..events import frame_timestamps
             from ..plots import plot_timeline
 
             top = res.labels[: args.top_k or 3]
-            stamps = frame_timestamps(len(res.segment_times), tagger.embedder.hop, res.duration)
+            stamps = res.frame_times
             wav = None
             if res.duration <= 600:
                 from ..audio import load_audio
