@@ -1,0 +1,200 @@
+"""Why does the paper's attention pooling trail mean and max pooling on some datasets? Measurements per fold.
+
+    python benchmarks/attention_diagnosis.py DATA [--variants base,shared,...] [--folds 5] [--json OUT]
+
+Runs the protocol's zero-shot pooled systems (``--distill`` setting: YAMNet's pseudo-labels as auxiliary
+classes, strict, 5 class folds, seed 0, as ``zsa benchmark DATA --distill``) in several variants and prints,
+per variant, mean +- sd over folds of:
+
+- ``zsl``: ZSL mAP of the unseen classes on the test clips; ``seen``: mAP of the seen classes there (GZSL seen);
+- ``ep``: the epoch early stopping kept, ``val``: its validation mAP, ``ep1..``: validation mAP after each of the
+  first epochs (the training curve of fold 0);
+- ``on_event``: for each test clip and each of its unseen labels, the share of the pooling weights (attention,
+  the max's one-hot, the mean's uniform weights) on segments that overlap an event of that label, averaged;
+  ``uniform`` is that share under uniform weights (the fraction of the clip the label sounds in): weights that
+  look at the right place are well above it;
+- ``argmax_on_event``: how often the most attended segment overlaps an event of the label.
+
+Variants (``NAME=pooling[:key=value,...]``, model options of :class:`~zeroshot_audio.model.ModelConfig` and
+training options of :class:`~zeroshot_audio.train.options.TrainOptions`) default to the paper's three poolings
+and the attention variants examined in ``docs/attention.md``. Reads the stores ``DATA/stores/yamnet-hop0.96``
+and ``DATA/stores/yamnet-logits-hop0.96`` (made by ``zsa benchmark DATA --distill``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from zeroshot_audio.data import open_store, read_dataset
+from zeroshot_audio.data.folds import class_folds, fold_roles
+from zeroshot_audio.evaluation.metrics import mean_average_precision
+from zeroshot_audio.evaluation.protocol import ProtocolOptions
+from zeroshot_audio.evaluation.systems import Fold, PooledModel
+from zeroshot_audio.model import ModelConfig
+from zeroshot_audio.train.options import TrainOptions
+from zeroshot_audio.train.recipes import dataset_clips
+
+DEFAULT_VARIANTS = [
+    "mean=mean", "max=max", "attention=attention",
+    "shared=attention:attention=shared",
+]
+MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
+TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainOptions)}
+
+
+def parse_variant(text: str) -> tuple[str, str, dict, dict]:
+    name, spec = text.split("=", 1)
+    pooling, _, rest = spec.partition(":")
+    model, train = {}, {}
+    for item in filter(None, rest.split(",")):
+        k, v = item.split("=", 1)
+        value: object = v
+        for cast in (int, float):
+            try:
+                value = cast(v)
+                break
+            except ValueError:
+                pass
+        if v in ("true", "false"):
+            value = v == "true"
+        if k in MODEL_FIELDS:
+            model[k] = value
+        elif k in TRAIN_FIELDS:
+            train[k] = value
+        else:
+            raise SystemExit(f"variant {name}: unknown option {k}")
+    return name, pooling, model, train
+
+
+def load(data: Path):
+    from zeroshot_audio.assets.fetch import yamnet_class_map_path
+    from zeroshot_audio.embedders.yamnet import read_yamnet_class_names
+    from zeroshot_audio.text import class_matrix, get_label_encoder
+    from zeroshot_audio.train.distill import yamnet_aux_labels
+
+    dataset = read_dataset(data)
+    store = open_store(data / "stores" / "yamnet-hop0.96")
+    logits = open_store(data / "stores" / "yamnet-logits-hop0.96")
+    encoder = get_label_encoder("minilm")
+    emb = class_matrix(encoder, dataset.classes, descriptions=dataset.descriptions, text="name", templates="none")
+    names = read_yamnet_class_names(yamnet_class_map_path())
+    aux = yamnet_aux_labels(dataset.filenames, logits, dataset.classes, emb, encoder, yamnet_names=names)
+    return dataset, store, np.asarray(emb, dtype=np.float32), aux
+
+
+def event_overlap(dataset, files, classes, hop: float, n_segments: list[int]) -> list[np.ndarray]:
+    """Per clip ``[T, C]`` bool: segment t (``[t hop, t hop + 0.96)``) overlaps an event of class c."""
+    pos = {c: i for i, c in enumerate(classes)}
+    by_file: dict[str, list] = {}
+    for e in dataset.events:
+        by_file.setdefault(e.filename, []).append(e)
+    out = []
+    for f, t in zip(files, n_segments):
+        m = np.zeros((t, len(classes)), dtype=bool)
+        starts = np.arange(t) * hop
+        for e in by_file.get(f, []):
+            if e.label in pos:
+                m[:, pos[e.label]] |= (starts < e.offset) & (starts + 0.96 > e.onset)
+        out.append(m)
+    return out
+
+
+def localisation(outputs, overlap, y_test, cols) -> dict[str, float]:
+    share, uniform, argmax_hit = [], [], []
+    for (seg, att, _), ov, y in zip(outputs, overlap, y_test):
+        for j, c in enumerate(cols):
+            if not y[c] or not ov[:, c].any():
+                continue
+            a = att[:, j]
+            share.append(float(a[ov[:, c]].sum()))
+            uniform.append(float(ov[:, c].mean()))
+            argmax_hit.append(bool(ov[int(np.argmax(a)), c]))
+    return {"on_event": float(np.mean(share)), "uniform": float(np.mean(uniform)),
+            "argmax_on_event": float(np.mean(argmax_hit))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", type=Path)
+    ap.add_argument("--variants", default=";".join(DEFAULT_VARIANTS),
+                    help="';'-separated NAME=pooling[:key=value,...]")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--only-folds", default=None, help="comma-separated fold numbers to run (default: all)")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    variants = [parse_variant(v) for v in args.variants.split(";") if v.strip()]
+    t0 = time.perf_counter()
+    dataset, store, emb, aux = load(args.data.expanduser())
+    opts = ProtocolOptions(distill=True, systems=("mean",))
+    classes = list(dataset.classes)
+    clips = dataset_clips(dataset, store, classes=classes, seed=opts.seed)
+    aux_targets = np.asarray(aux.targets, dtype=bool)
+    part = {s: clips.ids(s) for s in ("train", "val", "test")}
+    folds = class_folds(classes, n_folds=args.folds, seed=opts.seed)
+    pos = {c: i for i, c in enumerate(classes)}
+    test_ids = part["test"]
+    files = [dataset.filenames[i] for i in test_ids]
+    hop = float(store.meta.hop)
+    results: dict[str, list[dict]] = {v[0]: [] for v in variants}
+    only = None if args.only_folds is None else {int(x) for x in args.only_folds.split(",")}
+    for k in range(args.folds):
+        if only is not None and k not in only:
+            continue
+        roles = fold_roles(folds, k, classes)
+        idx = {r: np.array([pos[c] for c in getattr(roles, r)], dtype=np.int64) for r in ("seen", "val", "unseen")}
+        held = np.concatenate([idx["unseen"], idx["val"]])
+        zs = clips.select(train_classes=idx["seen"], val_classes=idx["val"], unheard=held, extra_targets=aux_targets)
+        y_test = clips.labels[test_ids]
+        for name, pooling, model_kw, train_kw in variants:
+            train = dataclasses.replace(opts.train, **train_kw)
+            fold = Fold(k=k, classes=classes, class_embeddings=emb, clips=clips, part=part, idx=idx, zero_shot=zs,
+                        store=store, model=model_kw, train=train, aux=aux, aux_targets=aux_targets, dataset=dataset,
+                        device=None)
+            t = time.perf_counter()
+            system = PooledModel(pooling, name=name)
+            system.fit(fold)
+            from zeroshot_audio.train.fit import predict_segments
+
+            rows = clips.rows[test_ids]
+            outputs = predict_segments(system.model_, store, rows, emb)
+            scores = np.stack([o[2] for o in outputs])
+            zsl, _ = mean_average_precision(y_test[:, idx["unseen"]], scores[:, idx["unseen"]])
+            seen, _ = mean_average_precision(y_test[:, idx["seen"]], scores[:, idx["seen"]])
+            overlap = event_overlap(dataset, files, classes, hop, [len(o[0]) for o in outputs])
+            unseen_out = [(s[:, idx["unseen"]], a[:, idx["unseen"]], c) for s, a, c in outputs]
+            loc = localisation(unseen_out, overlap, y_test, idx["unseen"])
+            seen_out = [(s[:, idx["seen"]], a[:, idx["seen"]], c) for s, a, c in outputs]
+            loc_seen = localisation(seen_out, overlap, y_test, idx["seen"])
+            row = {"fold": k, "zsl": zsl, "seen": seen, "ep": system.info_["best_epoch"],
+                   "val": system.info_["val_map"], "curve": system.history_, **loc,
+                   "on_event_seen": loc_seen["on_event"], "argmax_on_event_seen": loc_seen["argmax_on_event"],
+                   "seconds": round(time.perf_counter() - t, 1)}
+            results[name].append(row)
+            curve = " ".join(f"{r.get('val_map', float('nan')):.3f}" for r in system.history_[:8])
+            print(f"fold {k} {name:>14}: zsl {zsl:.3f} seen {seen:.3f} ep {row['ep']:>2} val "
+                  f"{row['val'] or float('nan'):.3f} on_event {loc['on_event']:.3f} (uniform {loc['uniform']:.3f}, "
+                  f"argmax {loc['argmax_on_event']:.3f}; seen {loc_seen['on_event']:.3f}) | val curve {curve} "
+                  f"| {row['seconds']} s", flush=True)
+    print()
+    keys = ("zsl", "seen", "ep", "on_event", "uniform", "argmax_on_event", "on_event_seen")
+    print("| variant | " + " | ".join(keys) + " |")
+    print("|---|" + "---|" * len(keys))
+    for name, rows in results.items():
+        cells = []
+        for key in keys:
+            v = np.array([r[key] for r in rows], dtype=float)
+            cells.append(f"{v.mean():.3f} ± {v.std(ddof=1) if v.size > 1 else 0.0:.3f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print(f"\n{args.data}: {len(test_ids)} test clips, {len(classes)} classes, {time.perf_counter() - t0:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=float) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
