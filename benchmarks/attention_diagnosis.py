@@ -15,6 +15,9 @@ per variant, mean +- sd over folds of:
   look at the right place are well above it;
 - ``argmax_on_event``: how often the most attended segment overlaps an event of the label.
 
+With ``--curves EPOCHS``: how well the validation mAP that early stopping watches tracks the test mAP of the
+unseen classes, epoch by epoch (see ``--help``).
+
 Variants (``NAME=pooling[:key=value,...]``, model options of :class:`~zeroshot_audio.model.ModelConfig` and
 training options of :class:`~zeroshot_audio.train.options.TrainOptions`) default to the paper's three poolings
 and the attention variants examined in ``docs/attention.md``. Reads the stores ``DATA/stores/yamnet-hop0.96``
@@ -84,7 +87,8 @@ def load(data: Path):
     encoder = get_label_encoder("minilm")
     emb = class_matrix(encoder, dataset.classes, descriptions=dataset.descriptions, text="name", templates="none")
     names = read_yamnet_class_names(yamnet_class_map_path())
-    aux = yamnet_aux_labels(dataset.filenames, logits, dataset.classes, emb, encoder, yamnet_names=names)
+    aux = yamnet_aux_labels(dataset.filenames, logits, dataset.classes, emb, encoder, yamnet_names=names,
+                            threshold=0.3, exclude_similarity=0.8)  # the defaults of zsa benchmark
     return dataset, store, np.asarray(emb, dtype=np.float32), aux
 
 
@@ -107,7 +111,7 @@ def event_overlap(dataset, files, classes, hop: float, n_segments: list[int]) ->
 
 def localisation(outputs, overlap, y_test, cols) -> dict[str, float]:
     share, uniform, argmax_hit = [], [], []
-    for (seg, att, _), ov, y in zip(outputs, overlap, y_test):
+    for (_seg, att, _), ov, y in zip(outputs, overlap, y_test):
         for j, c in enumerate(cols):
             if not y[c] or not ov[:, c].any():
                 continue
@@ -127,6 +131,12 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--only-folds", default=None, help="comma-separated fold numbers to run (default: all)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--curves", type=int, default=0, metavar="EPOCHS",
+                    help="instead: train each variant EPOCHS epochs without early stopping, twice (the training is "
+                         "the same), scored each epoch on the validation classes of the val split alone (val), of the "
+                         "val split and the train clips dropped for a validation class (val+, what training now "
+                         "watches), and on the test clips' unseen classes; print the curves and the test mAP of the "
+                         "epoch each validation picks")
     args = ap.parse_args()
     variants = [parse_variant(v) for v in args.variants.split(";") if v.strip()]
     t0 = time.perf_counter()
@@ -153,6 +163,10 @@ def main() -> None:
         y_test = clips.labels[test_ids]
         for name, pooling, model_kw, train_kw in variants:
             train = dataclasses.replace(opts.train, **train_kw)
+            if args.curves:
+                results[name].append(curves(name, pooling, model_kw, train, k, clips, part, idx, zs, emb, aux, store,
+                                            args.curves))
+                continue
             fold = Fold(k=k, classes=classes, class_embeddings=emb, clips=clips, part=part, idx=idx, zero_shot=zs,
                         store=store, model=model_kw, train=train, aux=aux, aux_targets=aux_targets, dataset=dataset,
                         device=None)
@@ -182,6 +196,16 @@ def main() -> None:
                   f"argmax {loc['argmax_on_event']:.3f}; seen {loc_seen['on_event']:.3f}) | val curve {curve} "
                   f"| {row['seconds']} s", flush=True)
     print()
+    if args.curves:
+        keys = ("picked[val]", "test_at_picked[val]", "spearman[val]", "picked[val+]", "test_at_picked[val+]",
+                "spearman[val+]", "oracle_epoch", "test_at_oracle", "test_at_5", "test_at_10", "test_at_20")
+        print("| variant | " + " | ".join(keys) + " |")
+        print("|---|" + "---|" * len(keys))
+        for name, rows in results.items():
+            print(f"| {name} | " + " | ".join(_cell([r[key] for r in rows]) for key in keys) + " |")
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1, default=float) + "\n", encoding="utf-8")
+        return
     keys = ("zsl", "seen", "ep", "on_event", "uniform", "argmax_on_event", "on_event_seen")
     print("| variant | " + " | ".join(keys) + " |")
     print("|---|" + "---|" * len(keys))
@@ -194,6 +218,51 @@ def main() -> None:
     print(f"\n{args.data}: {len(test_ids)} test clips, {len(classes)} classes, {time.perf_counter() - t0:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float) + "\n", encoding="utf-8")
+
+
+def _cell(values) -> str:
+    v = np.array(values, dtype=float)
+    return f"{v.mean():.3f} ± {v.std(ddof=1) if v.size > 1 else 0.0:.3f}"
+
+
+def curves(name, pooling, model_kw, train, k, clips, part, idx, zs, emb, aux, store, epochs) -> dict:
+    """Validation and test-unseen mAP after every epoch of one training run (early stopping off)."""
+    from zeroshot_audio.train.fit import fit
+    from zeroshot_audio.train.recipes import ClipSet
+
+    config = ModelConfig(audio_dim=int(store.meta.dim), text_dim=int(emb.shape[1]), pooling=pooling, **model_kw)
+    train = dataclasses.replace(train, seed=train.seed + k, epochs=epochs, patience=0)
+    train_emb = np.concatenate([emb[idx["seen"]], aux.embeddings], axis=0)
+    test_ids = part["test"]
+    test = ClipSet(store, clips.rows[test_ids], clips.labels[np.ix_(test_ids, idx["unseen"])])
+    runs = {}
+    old_val = clips.clip_set(part["val"], idx["val"])  # the val split alone (before watch_dropped)
+    for role, val, val_emb in (("val", old_val, emb[idx["val"]]), ("val+", zs.val, emb[idx["val"]]),
+                               ("test", test, emb[idx["unseen"]])):
+        res = fit(config, dataclasses.replace(zs.train, store=store), train_emb,
+                  val=dataclasses.replace(val, store=store), val_class_emb=val_emb, options=train)
+        runs[role] = np.array([r["val_map"] for r in res.history], dtype=float)
+    from scipy.stats import spearmanr
+
+    t = runs["test"]
+    row = {"fold": k, "oracle_epoch": int(np.argmax(t)) + 1, "test_at_oracle": float(t.max()), "test_at_last": t[-1],
+           "curves": {r: v.tolist() for r, v in runs.items()}, "n_val": len(old_val), "n_val+": len(zs.val)}
+    for role in ("val", "val+"):
+        v = runs[role]
+        picked = int(np.nanargmax(v))
+        row[f"picked[{role}]"] = picked + 1
+        row[f"test_at_picked[{role}]"] = t[picked]
+        row[f"spearman[{role}]"] = float(spearmanr(v, t)[0])
+    for e in (1, 5, 10, 20):
+        row[f"test_at_{e}"] = t[min(e, len(t)) - 1]
+    print(f"fold {k} {name:>14}: val ({len(old_val)} clips) picks ep {row['picked[val]']} -> test "
+          f"{row['test_at_picked[val]']:.3f}, spearman {row['spearman[val]']:.2f}; val+ ({len(zs.val)} clips) picks ep "
+          f"{row['picked[val+]']} -> {row['test_at_picked[val+]']:.3f}, spearman {row['spearman[val+]']:.2f}; oracle "
+          f"ep {row['oracle_epoch']} -> {t.max():.3f}; ep5 {row['test_at_5']:.3f} ep10 {row['test_at_10']:.3f}",
+          flush=True)
+    for role, v in runs.items():
+        print(f"   {role:<5}" + " ".join(f"{x:.2f}" for x in v), flush=True)
+    return row
 
 
 if __name__ == "__main__":
