@@ -206,7 +206,8 @@ def test_clean_scenes_are_the_same_scenes_without_the_noise_bed(built):
     sc, cl = read_dataset(out / "scenes"), read_dataset(out / E.CLEAN_SCENES)
     assert summary.clean_scenes.out == out / E.CLEAN_SCENES
     assert sc.filenames == cl.filenames and list(sc.splits) == list(cl.splits) and sc.events == cl.events
-    assert (out / "scenes" / "scene_sources.csv").read_bytes() == (out / E.CLEAN_SCENES / "scene_sources.csv").read_bytes()
+    sources = "scene_sources.csv"
+    assert (out / "scenes" / sources).read_bytes() == (out / E.CLEAN_SCENES / sources).read_bytes()
     quiet = 0
     for name in sc.filenames[:8]:
         noisy, _ = sf.read(out / "scenes" / name, dtype="int16")

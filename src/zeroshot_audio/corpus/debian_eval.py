@@ -373,8 +373,8 @@ def build_eval(
     Parameters
     ----------
     out : path
-        Output directory: ``recordings/``, ``scenes/`` and ``scenes-clean/`` (datasets), ``phrasings.csv``, ``provenance.csv``,
-        ``LICENSES.md``, ``build.json``; replaced only when complete.
+        Output directory: ``recordings/``, ``scenes/`` and ``scenes-clean/`` (datasets), ``phrasings.csv``,
+        ``provenance.csv``, ``LICENSES.md``, ``build.json``; replaced only when complete.
     n_scenes : int
         Number of 10 s scenes (70/10/20 % train/val/test), written twice: ``scenes/`` over a quiet noise bed and
         ``scenes-clean/`` without it.

@@ -89,9 +89,9 @@ def assign_splits(class_families: Mapping[str, Sequence[str]], seed: int = 0,
                   counts: Callable[[int], dict[str, int]] | None = None) -> dict[str, str]:
     """Assign FAMILIES to train/val/test; return ``{family: split}``.
 
-    Per class, about 70/10/20 % of its families (``counts(n_families)``, default :func:`_split_counts`), seeded. A family is one unit
-    across classes: a family shared by two classes (a snare whose rimshots are another class) gets one
-    split, decided by the class with the fewest families, and the other class's quotas count it.
+    Per class, about 70/10/20 % of its families (``counts(n_families)``, default :func:`_split_counts`), seeded.
+    A family is one unit across classes: a family shared by two classes (a snare whose rimshots are another
+    class) gets one split, decided by the class with the fewest families, and the other class's quotas count it.
     """
     order = sorted(class_families, key=lambda c: (len(set(class_families[c])), c))
     out: dict[str, str] = {}
