@@ -52,6 +52,24 @@ def test_reserved_package_is_refused_before_anything(tmp_path):
     assert not (tmp_path / "out").exists() and not (tmp_path / "downloads").exists()
 
 
+def test_eval_split_counts_serve_every_split_from_three_families():
+    from zeroshot_audio.corpus.splits import _split_counts, assign_splits, split_counts_with_val
+
+    for n in range(1, 40):
+        got = split_counts_with_val(n)
+        assert sum(got.values()) == n and got["train"] >= 1
+        if n >= 3:
+            assert got["val"] >= 1 and got["test"] >= 1
+            assert abs(got["test"] - 0.2 * n) <= 1 and abs(got["val"] - 0.1 * n) <= 1
+        else:
+            assert got == _split_counts(n)
+    assert _split_counts(4)["val"] == 0 and split_counts_with_val(4) == {"train": 2, "val": 1, "test": 1}
+    fams = {"A": ["a1", "a2", "a3"], "B": ["b1", "b2"], "C": ["c1"]}
+    split = assign_splits(fams, seed=2, counts=split_counts_with_val)
+    assert sorted(split[f] for f in fams["A"]) == ["test", "train", "val"]
+    assert sorted(split[f] for f in fams["B"]) == ["test", "train"] and split["c1"] == "train"
+
+
 # ------------------------------------------------------------------------------------------- a build
 
 
