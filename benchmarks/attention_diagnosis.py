@@ -92,6 +92,16 @@ def load(data: Path):
     return dataset, store, np.asarray(emb, dtype=np.float32), aux
 
 
+def silent_share(store, step: int = 10) -> tuple[float, float, float]:
+    """Share of the segments (every ``step``-th clip) equal, to 0.01, to the most common segment embedding, that
+    embedding's norm and the median segment norm."""
+    x, mask = store.batch(np.arange(0, len(store), step))
+    seg = np.asarray(x, dtype=np.float32)[np.asarray(mask, dtype=bool)]
+    rounded, counts = np.unique(np.round(seg, 2), axis=0, return_counts=True)
+    top = rounded[np.argmax(counts)]
+    return float(counts.max() / len(seg)), float(np.linalg.norm(top)), float(np.median(np.linalg.norm(seg, axis=1)))
+
+
 def event_overlap(dataset, files, classes, hop: float, n_segments: list[int]) -> list[np.ndarray]:
     """Per clip ``[T, C]`` bool: segment t (``[t hop, t hop + 0.96)``) overlaps an event of class c."""
     pos = {c: i for i, c in enumerate(classes)}
@@ -141,6 +151,9 @@ def main() -> None:
     variants = [parse_variant(v) for v in args.variants.split(";") if v.strip()]
     t0 = time.perf_counter()
     dataset, store, emb, aux = load(args.data.expanduser())
+    share, norm, typical = silent_share(store)
+    print(f"segments equal to the most common segment embedding (digital silence): {share:.1%} of a sample; its norm "
+          f"{norm:.1f}, a median segment's {typical:.1f}", flush=True)
     opts = ProtocolOptions(distill=True, systems=("mean",))
     classes = list(dataset.classes)
     clips = dataset_clips(dataset, store, classes=classes, seed=opts.seed)
