@@ -52,6 +52,24 @@ def test_reserved_package_is_refused_before_anything(tmp_path):
     assert not (tmp_path / "out").exists() and not (tmp_path / "downloads").exists()
 
 
+def test_eval_split_counts_serve_every_split_from_three_families():
+    from zeroshot_audio.corpus.splits import _split_counts, assign_splits, split_counts_with_val
+
+    for n in range(1, 40):
+        got = split_counts_with_val(n)
+        assert sum(got.values()) == n and got["train"] >= 1
+        if n >= 3:
+            assert got["val"] >= 1 and got["test"] >= 1
+            assert abs(got["test"] - 0.2 * n) <= 1 and abs(got["val"] - 0.1 * n) <= 1
+        else:
+            assert got == _split_counts(n)
+    assert _split_counts(4)["val"] == 0 and split_counts_with_val(4) == {"train": 2, "val": 1, "test": 1}
+    fams = {"A": ["a1", "a2", "a3"], "B": ["b1", "b2"], "C": ["c1"]}
+    split = assign_splits(fams, seed=2, counts=split_counts_with_val)
+    assert sorted(split[f] for f in fams["A"]) == ["test", "train", "val"]
+    assert sorted(split[f] for f in fams["B"]) == ["test", "train"] and split["c1"] == "train"
+
+
 # ------------------------------------------------------------------------------------------- a build
 
 
@@ -83,7 +101,9 @@ def _make_deb(tmp: Path) -> Path:
     st = _padded(0.8, 700, 44100)
     sf.write(snd / "cat_1.wav", np.stack([st, 0.5 * st], axis=1), 44100, subtype="PCM_16")  # stereo 44.1 kHz
     sf.write(snd / "cat_2.wav", _padded(0.7, 800), SR, subtype="PCM_16")
-    sf.write(snd / "bell_1.wav", _padded(0.9, 1000), SR, subtype="PCM_16")  # one file: recordings only
+    sf.write(snd / "cat_3.wav", _padded(0.5, 900), SR, subtype="PCM_16")
+    sf.write(snd / "bell_1.wav", _padded(0.9, 1000), SR, subtype="PCM_16")  # one family: recordings only
+    sf.write(snd / "bell_2.wav", _padded(0.4, 1100), SR, subtype="PCM_16")
     sf.write(snd / "click.wav", _padded(0.2, 2000), SR, subtype="PCM_16")  # SKIP rule
     deb = tmp / "cache" / "downloads" / "fake-eval_1.0_all.deb"
     deb.parent.mkdir(parents=True)
@@ -102,9 +122,9 @@ def built(tmp_path_factory):
     rules.write_text(
         "package,pattern,label,family,licence,note\n"
         "fake-eval,/click\\.wav$,SKIP,,CC0,interface click\n"
-        "fake-eval,/bark_\\w+\\.wav$,Bark,fake:bark,GPL-2+,one family: kept by the scenes all the same\n"
-        "fake-eval,/cat_\\d\\.wav$,Cat,fake:{stem},CC-BY-3.0,\n"
-        "fake-eval,/bell_\\d\\.wav$,Bell,,CC0,\n", encoding="utf-8")
+        "fake-eval,/bark_\\w+\\.wav$,Bark,fake:{stem_nonum},GPL-2+,two families: train and test\n"
+        "fake-eval,/cat_\\d\\.wav$,Cat,fake:{stem},CC-BY-3.0,three families: train val test\n"
+        "fake-eval,/bell_\\d\\.wav$,Bell,fake:bell,CC0,one family: recordings only\n", encoding="utf-8")
     phrasings = tmp / "phrasings.csv"
     phrasings.write_text(
         "label,phrasing,kind\nBark,a dog barking,free\nBark,woof woof,free\nBark,dog,short\n"
@@ -125,9 +145,10 @@ def test_recordings_are_the_files_as_they_are(built):
     ds = read_dataset(out / "recordings")
     src = tmp / "pkgroot/usr/share/fake-eval/sounds"
     prov = {Path(r["original_path"]).name: r for r in _rows(out / "provenance.csv")}
-    assert sorted(prov) == ["bark_1.wav", "bark_2.wav", "bark_long.wav", "bell_1.wav", "cat_1.wav", "cat_2.wav"]
+    assert sorted(prov) == ["bark_1.wav", "bark_2.wav", "bark_long.wav", "bell_1.wav", "bell_2.wav",
+                            "cat_1.wav", "cat_2.wav", "cat_3.wav"]
     assert summary.duplicates == 1 and [s[1].rsplit("/", 1)[1] for s in summary.skipped] == ["bark_silent.wav"]
-    assert len(ds.filenames) == 6 and set(ds.splits) == {"test"}
+    assert len(ds.filenames) == 8 and set(ds.splits) == {"test"}
     assert list(ds.classes) == ["Bark", "Cat", "Bell"]  # AudioSet order
     for name, r in prov.items():
         clip = r["recording"]
@@ -161,23 +182,61 @@ def test_recording_events_are_the_active_parts(built):
     assert long[0][0] == pytest.approx(0.3, abs=0.011) and long[1][0] == pytest.approx(1.6 + 0.3, abs=0.011)
 
 
-def test_scenes_are_test_only_and_drop_single_file_labels(built):
+def test_scenes_have_splits_that_share_no_recording(built):
     _, out, summary = built
     sc = read_dataset(out / "scenes")
-    assert set(sc.classes) == {"Bark", "Cat"}  # Bell has one file; Bark one family (kept: the scenes are all test)
-    assert len(sc.filenames) == 24 and set(sc.splits) == {"test"}
+    assert set(sc.classes) == {"Bark", "Cat"}  # Bell has one family: recordings only
     assert summary.scenes.n_scenes == 24 and summary.scenes.out == out / "scenes"
+    assert len(sc.filenames) == 24 and set(sc.splits) == {"train", "val", "test"}
     for e in sc.events:
         assert e.label in sc.labels[sc.filenames.index(e.filename)]
     info = json.loads((out / "scenes" / "build.json").read_text(encoding="utf-8"))
     assert info["corpus"] == "debian-eval" and info["settings"]["min_files"] == 2
+    assert info["settings"]["min_families"] == 2
+    # families, then recordings, are partitioned: Bark's 2 families train + test, Cat's 3 one in each split
+    prov = _rows(out / "scenes" / "provenance.csv")
+    fam_split = {(r["label"], r["family"]): r["split"] for r in prov}
+    assert sorted(s for (lab, _), s in fam_split.items() if lab == "Bark") == ["test", "train"]
+    assert sorted(s for (lab, _), s in fam_split.items() if lab == "Cat") == ["test", "train", "val"]
+    # a scene of a split mixes only recordings of that split: no recording is heard in two splits
+    rec_split = {r["original_path"]: r["split"] for r in prov}
+    split_of = dict(zip(sc.filenames, sc.splits))
+    heard: dict[str, set[str]] = {}
+    for r in _rows(out / "scenes" / "scene_sources.csv"):
+        assert rec_split[r["original_path"]] == split_of[r["filename"]], r
+        heard.setdefault(r["original_path"], set()).add(split_of[r["filename"]])
+    assert all(len(s) == 1 for s in heard.values()) and len(heard) > 3
+    # the top-level provenance names each recording's scene split
+    top = {r["original_path"]: r["scene_split"] for r in _rows(out / "provenance.csv")}
+    assert {k: v for k, v in top.items() if k in rec_split} == rec_split
+    assert all(top[k] == "" for k in top if "bell_" in k)
     # provenance counts the scenes that use each recording, as the scenes' own record does
     used = {}
     for r in _rows(out / "scenes" / "scene_sources.csv"):
         used.setdefault(r["original_path"], set()).add(r["filename"])
     for r in _rows(out / "provenance.csv"):
         assert int(r["scenes"]) == len(used.get(r["original_path"], ())), r["original_path"]
-    assert sum(int(r["scenes"]) for r in _rows(out / "provenance.csv")) > 24  # scenes hold 1-4 events
+    assert sum(int(r["scenes"]) for r in _rows(out / "provenance.csv")) >= 24
+
+
+def test_clean_scenes_are_the_same_scenes_without_the_noise_bed(built):
+    _, out, summary = built
+    sc, cl = read_dataset(out / "scenes"), read_dataset(out / E.CLEAN_SCENES)
+    assert summary.clean_scenes.out == out / E.CLEAN_SCENES
+    assert sc.filenames == cl.filenames and list(sc.splits) == list(cl.splits) and sc.events == cl.events
+    sources = "scene_sources.csv"
+    assert (out / "scenes" / sources).read_bytes() == (out / E.CLEAN_SCENES / sources).read_bytes()
+    quiet = 0
+    for name in sc.filenames[:8]:
+        noisy, _ = sf.read(out / "scenes" / name, dtype="int16")
+        clean, _ = sf.read(out / E.CLEAN_SCENES / name, dtype="int16")
+        diff = noisy.astype(np.float64) - clean
+        # the difference is the bed (-55..-40 dBFS RMS, up to rounding), and the clean scene is digital silence
+        # wherever no event sounds
+        rms_db = 20 * np.log10(np.sqrt(np.mean((diff / 32767) ** 2)))
+        assert -56.5 < rms_db < -39.5, (name, rms_db)
+        quiet += int(np.sum(clean == 0) > 0.1 * clean.size)
+    assert quiet >= 4
 
 
 def test_phrasings_licences_and_summary(built):
@@ -191,11 +250,11 @@ def test_phrasings_licences_and_summary(built):
     ]  # Rain is not in the set
     lic = (out / "LICENSES.md").read_text(encoding="utf-8")
     assert lic.startswith("# Licences of the debian-eval corpus")
-    assert "| fake-eval | 1.0 |" in lic and "CC-BY-3.0 (2); CC0 (1); GPL-2+ (3)" in lic
+    assert "| fake-eval | 1.0 |" in lic and "CC-BY-3.0 (3); CC0 (2); GPL-2+ (3)" in lic
     info = json.loads((out / "build.json").read_text(encoding="utf-8"))
-    assert info["counts"]["recordings"] == 6 and info["counts"]["recordings_per_class"] == {
-        "Bark": 3, "Cat": 2, "Bell": 1}
+    assert info["counts"]["recordings"] == 8 and info["counts"]["recordings_per_class"] == {
+        "Bark": 3, "Cat": 3, "Bell": 2}
     assert info["counts"]["phrasings"] == {"name": 3, "free": 3, "short": 2}
     last = str(summary).splitlines()[-1]
-    assert last.startswith("debian-eval: 6 recordings of 3 labels from 1 packages")
+    assert last.startswith("debian-eval: 8 recordings of 3 labels from 1 packages")
     assert "24 scenes of 2 classes" in last and "phrasings name 3, free 3, short 2" in last

@@ -44,6 +44,19 @@ def test_results_layout(planted_results):
     assert table.split("\n\n")[0].count("\n| ") == 3 and "| attention |" in table
 
 
+def test_early_stopping_watches_the_val_split_and_the_train_clips_dropped_for_a_validation_class():
+    d = make_synthetic(n_classes=15, n_clips=400, audio_dim=8, text_dim=6, seed=3)
+    r = run_protocol(d.dataset, d.store, d.class_embeddings,
+                     options=ProtocolOptions(folds=5, systems=("zero_rule",), temporal=False))
+    y, split = d.dataset.label_matrix(), np.array(d.dataset.splits)
+    pos = {c: i for i, c in enumerate(d.dataset.classes)}
+    for f in r["class_folds"]:
+        val, unseen = ([pos[c] for c in f[k]] for k in ("val", "unseen"))
+        extra = (split == "train") & y[:, val].any(axis=1) & ~y[:, unseen].any(axis=1)
+        assert extra.sum() > 0
+        assert f["n_val_clips"] == int((split == "val").sum() + extra.sum())
+
+
 def test_zero_rule_scores_the_prior():
     y = np.array([[1, 0], [1, 1], [0, 0], [1, 0]], dtype=bool)
     scores = ZeroRule().fit_targets(y).predict_scores(3)

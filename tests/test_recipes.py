@@ -80,7 +80,8 @@ def test_select_matches_a_direct_computation(planted):
     y, split = ds.label_matrix(), np.array(ds.splits)
     seen, val_cls, unheard = np.arange(0, 8), np.arange(8, 10), np.arange(8, 12)
     aux = np.random.default_rng(0).random((len(ds.filenames), 3)) < 0.3
-    chosen = clips.select(train_classes=seen, val_classes=val_cls, unheard=unheard, extra_targets=aux)
+    chosen = clips.select(train_classes=seen, val_classes=val_cls, unheard=unheard, extra_targets=aux,
+                          watch_dropped=False)
     train = np.flatnonzero((split == "train") & ~y[:, unheard].any(axis=1))
     val = np.flatnonzero(split == "val")
     np.testing.assert_array_equal(chosen.train_ids, train)
@@ -91,6 +92,30 @@ def test_select_matches_a_direct_computation(planted):
     assert chosen.n_dropped == int(((split == "train") & y[:, unheard].any(axis=1)).sum()) > 0
     # without validation classes there is no validation set
     assert clips.select(train_classes=seen).val is None
+
+
+def test_validation_also_watches_the_train_clips_dropped_for_a_validation_class(planted):
+    ds, store = planted.dataset, planted.store
+    clips = dataset_clips(ds, store)
+    y, split = ds.label_matrix(), np.array(ds.splits)
+    seen, val_cls, unseen = np.arange(0, 8), np.arange(8, 10), np.arange(10, 12)
+    unheard = np.concatenate([val_cls, unseen])
+    chosen = clips.select(train_classes=seen, val_classes=val_cls, unheard=unheard)  # the default
+    # the val split, then the train clips with a validation class and no unseen one, in order
+    extra = np.flatnonzero((split == "train") & y[:, val_cls].any(axis=1) & ~y[:, unseen].any(axis=1))
+    assert extra.size > 5
+    watched = np.concatenate([np.flatnonzero(split == "val"), extra])
+    np.testing.assert_array_equal(chosen.val_ids, watched)
+    np.testing.assert_array_equal(chosen.val.rows, store.index_of([ds.filenames[i] for i in watched]))
+    np.testing.assert_array_equal(chosen.val.targets, y[np.ix_(watched, val_cls)])
+    # none of them is trained on, none holds an unseen class, and the training clips are those of the old rule
+    assert not set(chosen.train_ids) & set(extra) and not y[np.ix_(extra, unseen)].any()
+    old = clips.select(train_classes=seen, val_classes=val_cls, unheard=unheard, watch_dropped=False)
+    np.testing.assert_array_equal(chosen.train_ids, old.train_ids)
+    np.testing.assert_array_equal(old.val_ids, np.flatnonzero(split == "val"))
+    # not strict: nothing is dropped, so nothing is added
+    loose = clips.select(train_classes=seen, val_classes=val_cls)
+    np.testing.assert_array_equal(loose.val_ids, np.flatnonzero(split == "val"))
 
 
 def test_unknown_classes_and_splits_are_refused(planted):

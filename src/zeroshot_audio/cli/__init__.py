@@ -100,11 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=("debian-sfx", "soundfont-instruments", "debian-eval"),
                    help="debian-sfx: sound effects (+ SoundFont instruments); soundfont-instruments: instrument "
                         "notes only (a second dataset for cross-dataset tests); debian-eval: recordings of other "
-                        "Debian packages, as they are (DIR/recordings) and mixed into scenes (DIR/scenes), with "
+                        "Debian packages, as they are (DIR/recordings) and mixed into scenes with train/val/test "
+                        "splits that share no recording (DIR/scenes; DIR/scenes-clean without the noise bed), with "
                         "several phrasings per label (DIR/phrasings.csv), for evaluation only")
     p.add_argument("--out", required=True, metavar="DIR", help="dataset directory to write (replaced when complete)")
     p.add_argument("--scenes", type=_positive_int, default=None,
-                   help="number of 10 s scenes (default: 10000; 2000 for debian-eval)")
+                   help="number of 10 s scenes (default: 10000; 3000 for debian-eval)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--workers", type=_positive_int, default=2, help="processes (default: %(default)s)")
     p.add_argument("--no-soundfonts", dest="soundfonts", action="store_false",

@@ -212,10 +212,13 @@ def build_from_sources(
     timings: dict[str, float] | None = None,
     test_only: bool = False,
     name: str = "debian-sfx",
+    split_counts: Callable[[int], dict[str, int]] | None = None,
 ) -> BuildSummary:
     """Build the corpus from given ``sources`` (the part of :func:`build_corpus` after collecting).
 
     ``test_only`` puts every family and every scene in the test split (a dataset for evaluation only).
+    ``split_counts(n_families)`` gives a class's families per split (default: about 70/10/20, see
+    :func:`~zeroshot_audio.corpus.splits.assign_splits`).
     Classes with fewer than ``min_files`` usable files or ``min_families`` families are dropped. ``name`` is
     the corpus name written in ``build.json``, ``LICENSES.md`` and the summary.
     """
@@ -233,7 +236,7 @@ def build_from_sources(
     class_fams: dict[str, list[str]] = {}
     for p in kept:
         class_fams.setdefault(p.source.label, []).append(p.source.family)
-    family_split = assign_splits(class_fams, seed)
+    family_split = assign_splits(class_fams, seed, counts=split_counts)
     if test_only:
         family_split = {f: "test" for f in family_split}
     pools = _make_pools(kept, family_split)

@@ -9,8 +9,12 @@ Pipeline (``zsa corpus build debian-eval``, see ``docs/corpus.md``):
    :data:`MAX_RECORDING_SECONDS`, level unchanged), one label per clip, all in the test split, with the active
    parts (:func:`~zeroshot_audio.corpus.prepare.active_segments`) as strong labels: what a user tags;
 3. ``DIR/scenes``: 10 s scenes of 1-4 events mixed from the same recordings over a quiet noise bed by the
-   training corpus's builder (:func:`~zeroshot_audio.corpus.build.build_from_sources`, all in the test split,
-   classes with >= 2 files): what the paper's protocol needs;
+   training corpus's builder (:func:`~zeroshot_audio.corpus.build.build_from_sources`), with train/val/test
+   splits for the paper's protocol: the recordings' families (classes with >= 2 families) are partitioned
+   first (:func:`~zeroshot_audio.corpus.splits.split_counts_with_val`: 2 families -> train + test, >= 3 ->
+   at least one each in train, val and test), and a scene of a split mixes only that split's recordings, so no
+   recording is heard in two splits; ``DIR/scenes-clean``: the same scenes (events, gains, levels) without
+   the noise bed;
 4. ``DIR/phrasings.csv`` (the phrasings of the labels present plus a ``name`` row per label),
    ``DIR/provenance.csv``, ``DIR/LICENSES.md`` and ``DIR/build.json``.
 
@@ -39,6 +43,7 @@ from .sources import Source
 __all__ = [
     "MAX_RECORDING_SECONDS",
     "DEFAULT_EVAL_SCENES",
+    "CLEAN_SCENES",
     "EvalSummary",
     "write_recordings",
     "build_eval_from_sources",
@@ -47,8 +52,10 @@ __all__ = [
 
 #: Recordings longer than this are cut (their first ``MAX_RECORDING_SECONDS``).
 MAX_RECORDING_SECONDS = 30.0
-#: Default number of 10 s scenes of the set.
-DEFAULT_EVAL_SCENES = 2000
+#: Default number of 10 s scenes of the set (70/10/20 % train/val/test).
+DEFAULT_EVAL_SCENES = 3000
+#: The scenes without their noise bed (``DIR/scenes-clean``).
+CLEAN_SCENES = "scenes-clean"
 NAME = "debian-eval"
 
 
@@ -67,6 +74,7 @@ class EvalSummary:
     scenes: object  # the scenes' BuildSummary
     phrasings: dict[str, int]
     timings: dict[str, float] = field(default_factory=dict)
+    clean_scenes: object = None  # the BuildSummary of the scenes without noise bed
 
     def line(self) -> str:
         sc = self.scenes
@@ -82,9 +90,11 @@ class EvalSummary:
                  f"recordings: {self.recordings} of {self.recording_classes} labels, "
                  f"{self.recording_seconds:.0f} s, {self.recording_events} event segments; "
                  f"skipped (no active audio): {len(self.skipped)}; byte-identical copies dropped: {self.duplicates}",
-                 f"scenes: {sc.n_scenes} (test), {sc.events} event segments, {len(sc.classes)} classes with >= 2 "
-                 f"files ({len(sc.dropped_classes)} labels with one file only in the recordings), "
-                 f"{sc.families} families, {sc.sources} sources",
+                 f"scenes: {sc.n_scenes} ({', '.join(f'{k} {v}' for k, v in sc.scenes.items())}), {sc.events} "
+                 f"event segments, {len(sc.classes)} classes with >= 2 families ({len(sc.dropped_classes)} labels "
+                 f"with fewer only in the recordings), {sc.families} families "
+                 f"({', '.join(f'{k} {v}' for k, v in sc.families_by_split.items())}), {sc.sources} sources"
+                 + (f"; the same without noise bed in {CLEAN_SCENES}/" if self.clean_scenes is not None else ""),
                  "timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in self.timings.items()),
                  self.line()]
         return "\n".join(lines)
@@ -234,13 +244,17 @@ def build_eval_from_sources(
     duplicates: int = 0,
     extra_info: Mapping[str, object] | None = None,
     timings: dict[str, float] | None = None,
+    clean_scenes: bool = True,
 ) -> EvalSummary:
     """Build the set from given ``sources`` (the part of :func:`build_eval` after collecting) into ``out``.
 
     ``phrasings`` is the ``label,phrasing,kind`` table copied (restricted to the labels present) into
-    ``out/phrasings.csv``; ``duplicates`` is the number of byte-identical copies the collector dropped (reported).
+    ``out/phrasings.csv``; ``duplicates`` is the number of byte-identical copies the collector dropped (reported);
+    ``clean_scenes`` also writes the scenes without their noise bed (``out/scenes-clean``).
     """
     from .build import _licences_md, build_from_sources
+    from .scenes import MixSettings
+    from .splits import split_counts_with_val
 
     if n_scenes < 1:
         raise ParameterError(f"{NAME}: --scenes must be >= 1, got {n_scenes}")
@@ -255,11 +269,16 @@ def build_eval_from_sources(
         timings["recordings"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         kept = [s for s, _, _ in written]
-        scenes = build_from_sources(
-            tmp / "scenes", kept, manifest=manifest, n_scenes=n_scenes, seed=seed, min_files=2, min_families=1,
-            workers=workers, progress=progress, cache=cache, test_only=True, name=NAME,
-        )
+        scene_args = dict(manifest=manifest, n_scenes=n_scenes, seed=seed, min_files=2, min_families=2,
+                          workers=workers, progress=progress, cache=cache, name=NAME,
+                          split_counts=split_counts_with_val)
+        scenes = build_from_sources(tmp / "scenes", kept, **scene_args)
         timings["scenes"] = time.perf_counter() - t1
+        clean = None
+        if clean_scenes:
+            t1 = time.perf_counter()
+            clean = build_from_sources(tmp / CLEAN_SCENES, kept, mix=MixSettings(noise_bed=False), **scene_args)
+            timings["scenes_clean"] = time.perf_counter() - t1
         from ..data.dataset import read_dataset
 
         classes = list(read_dataset(tmp / "recordings").classes)
@@ -274,12 +293,15 @@ def build_eval_from_sources(
 
         with open(tmp / "scenes" / "provenance.csv", newline="", encoding="utf-8") as f:
             used = {(r["package"], r["original_path"]): int(r["scenes"]) for r in csv.DictReader(f)}
+        with open(tmp / "scenes" / "provenance.csv", newline="", encoding="utf-8") as f:
+            scene_split = {(r["package"], r["original_path"]): r["split"] for r in csv.DictReader(f)}
         prov: list[list[object]] = [["label", "family", "package", "version", "original_path", "licence", "split",
-                                     "scenes", "seconds", "sha256", "recording"]]
+                                     "scenes", "seconds", "sha256", "recording", "scene_split"]]
         for s, name, seconds in sorted(written, key=lambda w: (w[0].label, w[0].family, w[0].package,
                                                                w[0].original_path)):
             prov.append([s.label, s.family, s.package, s.package_version, s.original_path, s.licence, "test",
-                         used.get((s.package, s.original_path), 0), f"{seconds:.3f}", sha256_file(s.path), name])
+                         used.get((s.package, s.original_path), 0), f"{seconds:.3f}", sha256_file(s.path), name,
+                         scene_split.get((s.package, s.original_path), "")])
         (tmp / "provenance.csv").write_text(csv_text(prov), encoding="utf-8")
 
         class _Item:  # what _licences_md reads of a prepared source
@@ -295,7 +317,7 @@ def build_eval_from_sources(
             out=out, recordings=len(written), recording_classes=len(classes),
             recording_seconds=sum(w[2] for w in written), recording_events=n_events,
             packages={k: str(manifest[k].get("version", "")) for k in used_packages}, skipped=skipped,
-            duplicates=duplicates, scenes=scenes, phrasings=kinds, timings=timings,
+            duplicates=duplicates, scenes=scenes, clean_scenes=clean, phrasings=kinds, timings=timings,
         )
         per_class: dict[str, int] = {}
         for s in kept:
@@ -313,6 +335,8 @@ def build_eval_from_sources(
                 "recordings_per_class": per_class,
                 "scene_classes": len(scenes.classes),
                 "scene_event_segments": scenes.events,
+                "scenes_by_split": scenes.scenes,
+                "scene_families_by_split": scenes.families_by_split,
                 "phrasings": kinds,
                 "duplicates_dropped": duplicates,
             },
@@ -325,6 +349,8 @@ def build_eval_from_sources(
         (tmp / "build.json").write_text(json.dumps(info, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     summary.timings["total"] = time.perf_counter() - t0 + timings.get("collect", 0.0)
     scenes.out = out / "scenes"
+    if clean is not None:
+        clean.out = out / CLEAN_SCENES
     return summary
 
 
@@ -347,10 +373,11 @@ def build_eval(
     Parameters
     ----------
     out : path
-        Output directory: ``recordings/`` and ``scenes/`` (datasets), ``phrasings.csv``, ``provenance.csv``,
-        ``LICENSES.md``, ``build.json``; replaced only when complete.
+        Output directory: ``recordings/``, ``scenes/`` and ``scenes-clean/`` (datasets), ``phrasings.csv``,
+        ``provenance.csv``, ``LICENSES.md``, ``build.json``; replaced only when complete.
     n_scenes : int
-        Number of 10 s scenes (all in the test split).
+        Number of 10 s scenes (70/10/20 % train/val/test), written twice: ``scenes/`` over a quiet noise bed and
+        ``scenes-clean/`` without it.
     seed : int
         Seeds the scenes; the same seed and sources give identical output.
     workers : int

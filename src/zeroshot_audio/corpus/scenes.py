@@ -42,6 +42,7 @@ class MixSettings:
     noise_dbfs: tuple[float, float] = (-55.0, -40.0)  # RMS of the noise bed
     noise_slope: tuple[float, float] = (1.0, 2.0)  # spectrum ~ 1/f**slope: 1 pink ... 2 brown
     noise_low_hz: float = 20.0  # the 1/f shaping is flat below this
+    noise_bed: bool = True  # False: the same scenes (events, gains, levels) without the noise bed
 
 
 # ------------------------------------------------------------------------------------------- scenes
@@ -128,7 +129,7 @@ def render_scene(index: int, split: str, seed: int, prepared: Sequence[Prepared]
     slope = rng.uniform(*mix.noise_slope)
     level = 10 ** (rng.uniform(*mix.noise_dbfs) / 20)
     noise = _coloured_noise(rng, n, slope, sr, mix.noise_low_hz) * level
-    y = bus * scale + noise
+    y = bus * scale + noise if mix.noise_bed else bus * scale
     y = np.clip(np.round(y * 32767.0), -32767, 32767).astype(np.int16)
     events.sort(key=lambda e: (e[1], e[2], e[3]))
     labels = sorted({pool[int(c)][0] for c in picks})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -21,6 +21,7 @@ __all__ = [
     "SPLIT_FRACTIONS",
     "select_classes",
     "assign_splits",
+    "split_counts_with_val",
     "scene_splits",
     "estimate_strict_train",
 ]
@@ -66,22 +67,37 @@ def _split_counts(n: int) -> dict[str, int]:
     return {"train": n - test - val, "val": val, "test": test}
 
 
+def split_counts_with_val(n: int) -> dict[str, int]:
+    """Families per split for a class with ``n`` families, every split served as early as possible: 1 -> train;
+    2 -> train+test; >= 3 -> about 70/10/20 with at least one family in each of train, val and test.
+
+    For a small set (``debian-eval``), where :func:`_split_counts` would leave the validation scenes with the
+    few classes of >= 5 families only.
+    """
+    if n <= 2:
+        return _split_counts(n)
+    test = max(1, int(math.floor(SPLIT_FRACTIONS["test"] * n + 0.5)))
+    val = max(1, int(math.floor(SPLIT_FRACTIONS["val"] * n + 0.5)))
+    return {"train": n - test - val, "val": val, "test": test}
+
+
 def _hash_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:8], "little")
 
 
-def assign_splits(class_families: Mapping[str, Sequence[str]], seed: int = 0) -> dict[str, str]:
+def assign_splits(class_families: Mapping[str, Sequence[str]], seed: int = 0,
+                  counts: Callable[[int], dict[str, int]] | None = None) -> dict[str, str]:
     """Assign FAMILIES to train/val/test; return ``{family: split}``.
 
-    Per class, about 70/10/20 % of its families (:func:`_split_counts`), seeded. A family is one unit
-    across classes: a family shared by two classes (a snare whose rimshots are another class) gets one
-    split, decided by the class with the fewest families, and the other class's quotas count it.
+    Per class, about 70/10/20 % of its families (``counts(n_families)``, default :func:`_split_counts`), seeded.
+    A family is one unit across classes: a family shared by two classes (a snare whose rimshots are another
+    class) gets one split, decided by the class with the fewest families, and the other class's quotas count it.
     """
     order = sorted(class_families, key=lambda c: (len(set(class_families[c])), c))
     out: dict[str, str] = {}
     for label in order:
         fams = sorted(set(class_families[label]))
-        want = _split_counts(len(fams))
+        want = (counts or _split_counts)(len(fams))
         for f in fams:
             if f in out and want[out[f]] > 0:
                 want[out[f]] -= 1

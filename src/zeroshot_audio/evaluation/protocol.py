@@ -235,7 +235,7 @@ def run_protocol(
         fold_info.append({
             "fold": k, "seen": roles.seen, "val": roles.val, "unseen": roles.unseen,
             "n_train_clips": int(train_ids.size), "n_train_dropped": n_dropped,
-            "n_val_clips": int(part["val"].size), "n_test_clips": int(test_ids.size),
+            "n_val_clips": int(zero_shot.val_ids.size), "n_test_clips": int(test_ids.size),
         })
         fold = Fold(k=k, classes=classes, class_embeddings=class_embeddings, clips=clips, part=part, idx=idx,
                     zero_shot=zero_shot, store=store, model=opts.model, train=opts.train, aux=aux,

@@ -180,6 +180,7 @@ class PooledModel(System):
         fitted = fit(config, train_set, train_emb, val=val_set, val_class_emb=fold.class_embeddings[va_cls],
                      options=dataclasses.replace(fold.train, seed=fold.train.seed + fold.k), init=self._init(fold))
         self.model_ = fitted.model
+        self.history_ = fitted.history  # loss and validation mAP per epoch
         self.info_ = {"best_epoch": fitted.best_epoch, "val_map": fitted.best_val_map,
                       "train_seconds": round(fitted.seconds, 3), "n_train_clips": int(chosen.train_ids.size)}
         return self

@@ -81,7 +81,8 @@ class Selection:
     train : ClipSet
         Train clips, targets over the training classes (then the auxiliary classes, when given).
     val : ClipSet or None
-        Val clips, targets over the validation classes; None when there are no val clips or classes.
+        Val clips (with ``watch_dropped``, also the train clips left out for a validation class), targets over
+        the validation classes; None when there are no val clips or classes.
     train_ids, val_ids : np.ndarray [int]
         The same clips as indices into the dataset.
     n_dropped : int
@@ -155,6 +156,7 @@ class DatasetClips:
         val_classes: np.ndarray | None = None,
         unheard: np.ndarray | None = None,
         extra_targets: np.ndarray | None = None,
+        watch_dropped: bool = True,
     ) -> Selection:
         """The clips of one training run.
 
@@ -169,10 +171,20 @@ class DatasetClips:
             strict setting). None or empty: no drop.
         extra_targets : np.ndarray [N, A] bool, optional
             Further training targets of every clip (auxiliary classes), appended to the train targets.
+        watch_dropped : bool
+            Early stopping also watches the train clips that the strict drop left out for holding a validation
+            class and that hold no other unheard class: the model never hears them, and a small val split
+            alone gives a validation mAP too noisy to choose an epoch by (``docs/attention.md``).
         """
-        train_ids, n_dropped = strict_drop(self.labels, self.ids("train"),
-                                           np.array([], np.int64) if unheard is None else unheard)
+        unheard = np.array([], np.int64) if unheard is None else np.asarray(unheard, dtype=np.int64)
+        train_ids, n_dropped = strict_drop(self.labels, self.ids("train"), unheard)
         val_ids = self.ids("val")
+        if watch_dropped and val_classes is not None and len(val_classes) and unheard.size:
+            dropped = np.setdiff1d(self.ids("train"), train_ids)
+            others = np.setdiff1d(unheard, np.asarray(val_classes, dtype=np.int64))
+            watched = strict_drop(self.labels, dropped, others)[0]
+            watched = watched[self.labels[np.ix_(watched, np.asarray(val_classes, dtype=np.int64))].any(axis=1)]
+            val_ids = np.concatenate([val_ids, watched])
         val = None
         if val_classes is not None and len(val_classes) and val_ids.size:
             val = self.clip_set(val_ids, val_classes)
