@@ -71,7 +71,10 @@ class ModelConfig:
         Hidden width of the MLP projection.
     pooling : {"attention", "mean", "max"}
     attention : {"separate", "shared"}
-        Attention logits from their own projection pair, or the segment scores divided by ``temperature``.
+        Attention logits from their own projection pair, or the segment scores divided by ``temperature``. The
+        separate branch can learn to look where no label scores, e.g. at the digital-silence embedding that half
+        the segments of scenes without a noise bed share, and then attends away from the sound; shared attention
+        (with ``temperature`` 0.3) follows each label's own evidence (docs/attention.md).
     temperature : float
         ``tau`` of shared attention.
     dropout : float
