@@ -161,9 +161,15 @@ def main() -> None:
     res_loud = tagger.tag(loud, labels=labels, sample_rate=sr)
     n_loud = sum(len(r.events) for r in res_loud.labels)
     top_loud = res_loud.labels[0]
-    rows.append(("45 min of quiet noise (-30 dBFS peak): no event", f"{n_quiet} events", n_quiet == 0))
+    def yamnet_top(wav: np.ndarray) -> str:
+        top = tagger.embedder.embed(wav[: 60 * sr]).embeddings[:, 1024:].max(axis=0)
+        return ", ".join(f"{names[i]} {1 / (1 + np.exp(-top[i])):.2f}" for i in np.argsort(-top)[:4])
+
+    rows.append(("45 min of quiet pink noise (-30 dBFS peak): no event", f"{n_quiet} events; best label "
+                 f"{res.labels[0].label!r} {100 * res.labels[0].probability:.0f} %; YAMNet's top classes: "
+                 f"{yamnet_top(pink)}", n_quiet == 0))
     rows.append(("1 min of loud white noise: no event", f"{n_loud} events; best label {top_loud.label!r} "
-                 f"{100 * top_loud.probability:.0f} %", n_loud == 0))
+                 f"{100 * top_loud.probability:.0f} %; YAMNet's top classes: {yamnet_top(loud)}", n_loud == 0))
 
     # 5. speed
     hour = np.concatenate([white[: 45 * 60 * sr], white[: 15 * 60 * sr]]) * 0.05
