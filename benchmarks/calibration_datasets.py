@@ -30,6 +30,25 @@ def recording_probabilities(tagger, xs: list[np.ndarray], labels: list[str]) -> 
     return tagger.probability(tagger.recording_scores(xs, tagger.label_embeddings(labels)))
 
 
+def corpus_test_set(corpus: Path) -> tuple[list[np.ndarray], np.ndarray, list[str], dict[str, str]]:
+    """The corpus's test scenes as the default model reads them: per scene its YAMNet embeddings and logits side
+    by side ``[T, 1024 + 521]``, the labels ``[N, C]``, the class names and their paraphrases
+    (``scripts/paraphrases.csv``, label -> paraphrase)."""
+    from zeroshot_audio.data import open_store, read_dataset
+    from zeroshot_audio.train.recipes import dataset_clips
+
+    ds = read_dataset(corpus)
+    store = open_store(corpus / "stores" / "yamnet-hop0.96")
+    logits = open_store(corpus / "stores" / "yamnet-logits-hop0.96")
+    classes = list(ds.classes)
+    clips = dataset_clips(ds, store, classes=classes, seed=0)
+    test = clips.ids("test")
+    xs = [np.concatenate([store.get(ds.filenames[i]), logits.get(ds.filenames[i])], axis=1) for i in test]
+    with open(Path(__file__).parents[1] / "scripts" / "paraphrases.csv", newline="", encoding="utf-8") as f:
+        para = {r["label"]: r["paraphrase"] for r in csv.DictReader(f)}
+    return xs, clips.labels[test], classes, para
+
+
 def _segments(store, row: int) -> np.ndarray:
     x, mask = store.batch([row])
     return x[0, : int(mask[0].sum())]
@@ -45,23 +64,11 @@ def main() -> None:
     from zeroshot_audio.data import open_store, read_dataset
     from zeroshot_audio.evaluation.calibration_report import decision_report
     from zeroshot_audio.evaluation.phrasings import read_phrasings
-    from zeroshot_audio.train.recipes import dataset_clips
 
     tagger = load_model("default")
     runs: list[tuple[str, str, np.ndarray, np.ndarray]] = []  # dataset, wording, prob, y
 
-    corpus = Path(args.corpus)
-    ds = read_dataset(corpus)
-    store = open_store(corpus / "stores" / "yamnet-hop0.96")
-    logits = open_store(corpus / "stores" / "yamnet-logits-hop0.96")
-    classes = list(ds.classes)
-    clips = dataset_clips(ds, store, classes=classes, seed=0)
-    test = clips.ids("test")
-    files = [ds.filenames[i] for i in test]
-    xs = [np.concatenate([store.get(f), logits.get(f)], axis=1) for f in files]
-    y = clips.labels[test]
-    with open(Path(__file__).parents[1] / "scripts" / "paraphrases.csv", newline="", encoding="utf-8") as f:
-        para = {r["label"]: r["paraphrase"] for r in csv.DictReader(f)}
+    xs, y, classes, para = corpus_test_set(Path(args.corpus))
     runs.append(("corpus test scenes (in-sample)", "names", recording_probabilities(tagger, xs, classes), y))
     runs.append(("corpus test scenes (in-sample)", "paraphrases",
                  recording_probabilities(tagger, xs, [para.get(c, c) for c in classes]), y))

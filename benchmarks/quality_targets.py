@@ -23,14 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from calibration_datasets import recording_probabilities
-
-
-def _metrics(y: np.ndarray, scores: np.ndarray, counted: np.ndarray) -> tuple[float, float, float]:
-    from zeroshot_audio.evaluation.metrics import average_precision, top_k_accuracy
-
-    aps = [average_precision(y[:, c], scores[:, c]) for c in np.flatnonzero(counted)]
-    return float(np.mean(aps)), top_k_accuracy(y, scores, 1), top_k_accuracy(y, scores, 3)
+from calibration_datasets import corpus_test_set, recording_probabilities
 
 
 def verdict(ok: bool) -> str:
@@ -51,7 +44,7 @@ def main() -> None:
     from zeroshot_audio.embedders.yamnet import read_yamnet_class_names
     from zeroshot_audio.evaluation.calibration_report import decision_report
     from zeroshot_audio.evaluation.metrics import mean_average_precision, top_k_accuracy
-    from zeroshot_audio.evaluation.phrasings import evaluate_phrasings, read_phrasings
+    from zeroshot_audio.evaluation.phrasings import MIN_POSITIVES, evaluate_phrasings, read_phrasings, scoring_metrics
     from zeroshot_audio.train.distill import yamnet_own_scores
 
     tagger = load_model("default")
@@ -70,22 +63,7 @@ def main() -> None:
         print("(target 1 skipped: pass --corpus-results, see the docstring)")
 
     # 2-4 on the corpus's test scenes and debian-eval's recordings
-    import csv
-
-    from zeroshot_audio.train.recipes import dataset_clips
-
-    corpus = Path(args.corpus)
-    ds = read_dataset(corpus)
-    store = open_store(corpus / "stores" / "yamnet-hop0.96")
-    logits = open_store(corpus / "stores" / "yamnet-logits-hop0.96")
-    classes = list(ds.classes)
-    clips = dataset_clips(ds, store, classes=classes, seed=0)
-    test = clips.ids("test")
-    files = [ds.filenames[i] for i in test]
-    xs = [np.concatenate([store.get(f), logits.get(f)], axis=1) for f in files]
-    y = clips.labels[test]
-    with open(Path(__file__).parents[1] / "scripts" / "paraphrases.csv", newline="", encoding="utf-8") as f:
-        para = {r["label"]: r["paraphrase"] for r in csv.DictReader(f)}
+    xs, y, classes, para = corpus_test_set(Path(args.corpus))
     p_names = recording_probabilities(tagger, xs, classes)
     p_para = recording_probabilities(tagger, xs, [para.get(c, c) for c in classes])
     m_names, m_para = mean_average_precision(y, p_names)[0], mean_average_precision(y, p_para)[0]
@@ -114,10 +92,10 @@ def main() -> None:
     own_top1 = top_k_accuracy(ey, own, 1)
 
     # side by side on debian-eval's recordings: every system on the same clips, per wording
-    counted = ey.sum(axis=0) >= 2
+    counted = ey.sum(axis=0) >= MIN_POSITIVES
     side = [("zero-rule (the set's own label frequencies)", "-",
-             *_metrics(ey, np.broadcast_to(ey.mean(axis=0), ey.shape), counted)),
-            ("YAMNet's own score", "names", *_metrics(ey, own, counted))]
+             *scoring_metrics(ey, np.broadcast_to(ey.mean(axis=0), ey.shape)).values()),
+            ("YAMNet's own score", "names", *scoring_metrics(ey, own).values())]
     systems = [("shipped model (anchored)", score_texts)]
     if args.paper_model:
         paper = load_model(args.paper_model)

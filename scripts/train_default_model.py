@@ -45,6 +45,7 @@ def main() -> None:
     from zeroshot_audio.evaluation.metrics import mean_average_precision
     from zeroshot_audio.evaluation.systems import AnchoredModel
     from zeroshot_audio.model import ModelConfig, untrained_anchored
+    from zeroshot_audio.tagging import Tagger
     from zeroshot_audio.text import anchor_texts, class_matrix, get_label_encoder
     from zeroshot_audio.train.calibration import Calibration
     from zeroshot_audio.train.distill import yamnet_aux_labels, yamnet_own_scores
@@ -106,22 +107,18 @@ def main() -> None:
     trained = TrainedModel(model=model, classes=classes, class_embeddings=emb, embedder=identity,
                            label_encoder={**enc.identity(), "text": "name", "templates": "none"}, info=info)
     out = Path(args.out)
-    trained.save(out)
-    info["debian_eval"] = debian_eval_figures(out, Path(args.eval), ynames)
-    trained.info = info
+    info["debian_eval"] = debian_eval_figures(Tagger(trained, path=out), Path(args.eval), ynames)
     trained.save(out)
     card = model_card(info, classes, time.perf_counter() - start)
     (out / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     print(card)
 
 
-def debian_eval_figures(model_dir: Path, data: Path, ynames: list[str]) -> dict | None:
+def debian_eval_figures(tagger, data: Path, ynames: list[str]) -> dict | None:
     """mAP / top-1 / top-3 on debian-eval's recordings per wording, next to YAMNet's own score and zero-rule on
     the same files (None when the set or its yamnet+logits store is missing)."""
-    from zeroshot_audio import load_model
     from zeroshot_audio.data import open_store, read_dataset
-    from zeroshot_audio.evaluation.metrics import average_precision, top_k_accuracy
-    from zeroshot_audio.evaluation.phrasings import MIN_POSITIVES, evaluate_phrasings, read_phrasings
+    from zeroshot_audio.evaluation.phrasings import MIN_POSITIVES, evaluate_phrasings, read_phrasings, scoring_metrics
     from zeroshot_audio.train.distill import yamnet_own_scores
 
     rec = data / "recordings"
@@ -129,23 +126,17 @@ def debian_eval_figures(model_dir: Path, data: Path, ynames: list[str]) -> dict 
     if not (store_dir.is_dir() and (data / "phrasings.csv").is_file()):
         print(f"(no debian-eval figures: {store_dir} or {data / 'phrasings.csv'} is missing)")
         return None
-    tagger = load_model(model_dir)
     ds, store = read_dataset(rec), open_store(store_dir)
     classes = list(ds.classes)
     y = ds.label_matrix(classes)
     xs = [store.get(f) for f in ds.filenames]
     res = evaluate_phrasings(y, lambda t: tagger.recording_scores(xs, tagger.label_embeddings(list(t))), classes,
                              read_phrasings(data / "phrasings.csv"))
-    counted = np.flatnonzero(y.sum(axis=0) >= MIN_POSITIVES)
-
-    def figures(scores: np.ndarray) -> dict:
-        return {"map": float(np.mean([average_precision(y[:, c], scores[:, c]) for c in counted])),
-                "top1": top_k_accuracy(y, scores, 1), "top3": top_k_accuracy(y, scores, 3)}
-
     own = yamnet_own_scores(store, ds.filenames, classes, ynames, column=slice(1024, None), missing=-1e9)
-    return {"n_files": len(y), "n_labels": len(classes), "n_labels_map": int(counted.size),
+    zero_rule = np.broadcast_to(y.mean(axis=0), y.shape)
+    return {"n_files": len(y), "n_labels": len(classes), "n_labels_map": int((y.sum(axis=0) >= MIN_POSITIVES).sum()),
             "model": {k: {m: v[m] for m in ("map", "top1", "top3")} for k, v in res.items()},
-            "yamnet_own": figures(own), "zero_rule": figures(np.broadcast_to(y.mean(axis=0), y.shape))}
+            "yamnet_own": scoring_metrics(y, own), "zero_rule": scoring_metrics(y, zero_rule)}
 
 
 def model_card(info: dict, classes: list[str], seconds: float) -> str:

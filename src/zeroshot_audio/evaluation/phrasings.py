@@ -27,7 +27,8 @@ from .._errors import DataError, ParameterError
 from ..text.classes import WORDING_SEPARATOR
 from .metrics import average_precision, top_k_accuracy
 
-__all__ = ["KINDS", "ENSEMBLE_SUFFIX", "MIN_POSITIVES", "read_phrasings", "phrasing_variants", "evaluate_phrasings"]
+__all__ = ["KINDS", "ENSEMBLE_SUFFIX", "MIN_POSITIVES", "scoring_metrics", "read_phrasings", "phrasing_variants",
+           "evaluate_phrasings"]
 
 #: Phrasing kinds, in report order: the AudioSet name, free descriptions, short tags.
 KINDS: tuple[str, ...] = ("name", "free", "short")
@@ -87,7 +88,9 @@ def phrasing_variants(classes: Sequence[str], table: Mapping[str, Mapping[str, S
     return [[p[j % len(p)] if p else c for c, p in zip(classes, per_class)] for j in range(n)], missing
 
 
-def _variant_metrics(y_true: np.ndarray, scores: np.ndarray, ks: Sequence[int]) -> dict[str, Any]:
+def scoring_metrics(y_true: np.ndarray, scores: np.ndarray, ks: Sequence[int] = (1, 3)) -> dict[str, Any]:
+    """``{"map", "top1", "top3"}`` of scores ``[N, C]``: mAP over the classes with at least
+    :data:`MIN_POSITIVES` positive clips (None without any), top-k accuracy for each ``k`` of ``ks``."""
     counted = y_true.sum(axis=0) >= MIN_POSITIVES
     aps = [average_precision(y_true[:, c], scores[:, c]) for c in np.flatnonzero(counted)]
     out: dict[str, Any] = {"map": float(np.mean(aps)) if aps else None}
@@ -155,7 +158,7 @@ def evaluate_phrasings(
             if scores.shape != y_true.shape:
                 raise ParameterError(f"scores for {kind!r} phrasings have shape {scores.shape}, "
                                      f"expected {y_true.shape}")
-            per_variant.append({**_variant_metrics(y_true, scores, ks), "texts": list(texts)})
+            per_variant.append({**scoring_metrics(y_true, scores, ks), "texts": list(texts)})
         summary: dict[str, Any] = {}
         for key in ["map", *[f"top{k}" for k in ks]]:
             vals = [v[key] for v in per_variant if v[key] is not None]
@@ -174,7 +177,7 @@ def evaluate_phrasings(
             # every class worded by all its phrasings of the kind at once (one label, its wordings averaged)
             texts = [WORDING_SEPARATOR.join(dict.fromkeys(v[c] for v in variants)) for c in range(len(classes))]
             scores = np.asarray(score_texts(texts), dtype=np.float64)
-            metrics = _variant_metrics(y_true, scores, ks)
+            metrics = scoring_metrics(y_true, scores, ks)
             out[f"{kind}{ENSEMBLE_SUFFIX}"] = {**metrics, "variants": 1, "n_clips": summary["n_clips"],
                                                "n_classes_map": summary["n_classes_map"],
                                                "per_variant": [{**metrics, "texts": texts}]}

@@ -282,12 +282,12 @@ class YamnetOwn(System):
     def scores(self, fold: Fold) -> np.ndarray:
         from ..assets.fetch import yamnet_class_map_path
         from ..embedders.yamnet import read_yamnet_class_names
+        from ..train.distill import yamnet_own_scores
 
-        pos = {n: i for i, n in enumerate(read_yamnet_class_names(yamnet_class_map_path()))}
-        x, mask = fold.anchor_store.batch(fold.clips.rows[fold.test_ids])  # rows as fold.store's
-        top = np.where(mask[..., None], x[..., int(fold.store.meta.dim) :], -np.inf).max(axis=1)
-        lowest = np.full(len(top), -1e9, np.float32)
-        return np.stack([top[:, pos[c]] if c in pos else lowest for c in fold.classes], axis=1).astype(np.float32)
+        store = fold.anchor_store  # rows as fold.store's: YAMNet's embeddings, then its logits
+        keys = [store.keys[i] for i in fold.clips.rows[fold.test_ids]]
+        return yamnet_own_scores(store, keys, fold.classes, read_yamnet_class_names(yamnet_class_map_path()),
+                                 column=slice(int(fold.store.meta.dim), None), missing=-1e9).astype(np.float32)
 
 
 #: The systems of the protocol by name, in the order of its tables.
