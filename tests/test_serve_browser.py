@@ -50,7 +50,9 @@ def browser():
                     "the browser test of zsa serve cannot run")
     playwright = sync_api.sync_playwright().start()
     try:
-        chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        # a fake microphone (a periodic beep) lets the recorder be tested
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=[
+            "--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
         try:
             yield chromium
         finally:
@@ -268,5 +270,29 @@ def test_page_refuses_retries_and_reports(browser, server):
                                          "c.querySelector('[data-testid=label-row]').dataset.label)")
         assert tops == ["dog barking", "cow mooing", "a rooster crowing"]
         assert not problems, problems
+    finally:
+        context.close()
+
+
+def test_page_records_the_microphone_as_wav(browser, server):
+    """A recording (chromium's fake microphone) is encoded as WAV in the page and tagged by the server."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, permissions=["microphone"])
+    try:
+        page = context.new_page()
+        page.goto(server)
+        page.wait_for_selector("[data-testid=server-status].ok")
+        page.click("[data-testid=record]")
+        page.wait_for_function("document.querySelector('[data-testid=record-note]').textContent.includes('Recording')")
+        page.wait_for_timeout(1500)
+        page.click("[data-testid=record]")
+        page.wait_for_selector("[data-testid=queue-item]")
+        name = page.inner_text("[data-testid=queue-item] .q-name")
+        assert re.fullmatch(r"recording-[0-9-]+\.wav", name), name
+        page.fill("[data-testid=labels]", "a beep; dog barking")
+        page.click("[data-testid=run]")
+        page.wait_for_selector("[data-testid=file-card][data-status=done]", timeout=30_000)
+        served = page.evaluate("window.zsa.state.run.results")
+        assert served[0]["file"] == name and 1.0 < served[0]["duration"] < 4.0
+        assert page.locator("[data-testid=label-row]").count() == 2
     finally:
         context.close()
