@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+MB = 1_000_000  # the server's megabyte
 DOG = ROOT / "examples" / "dog.flac"
 LABELS = "dog barking; rain; church bells"
 SCREENSHOT = ROOT / "docs" / "figures" / "serve-page.png"
-MAX_FILES = 3  # the server's limit, small enough to exceed in a test
 SERVING = re.compile(r"serving model .* on (http://\S+/)")
 
 
@@ -71,8 +71,7 @@ def server(embedder, tmp_path_factory):
     (cache / "models").symlink_to(Path(embedder.model_path).parents[1], target_is_directory=True)
     env = {**os.environ, "ZSA_CACHE_DIR": str(cache), "PYTHONUNBUFFERED": "1"}
     env.pop("ZSA_TOKEN", None)
-    proc = subprocess.Popen([sys.executable, "-m", "zeroshot_audio", "serve", "--host", "127.0.0.1", "--port", "0",
-                             "--max-files", str(MAX_FILES)],
+    proc = subprocess.Popen([sys.executable, "-m", "zeroshot_audio", "serve", "--host", "127.0.0.1", "--port", "0"],
                             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     lines: queue.Queue = queue.Queue()
@@ -143,7 +142,7 @@ def test_page_tags_in_a_real_browser(browser, server, tagger, tmp_path):
         page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
         page.goto(server)
         page.wait_for_selector("[data-testid=server-status].ok")
-        assert f"up to {MAX_FILES} files" in page.inner_text("[data-testid=limits]")  # from /v1/health
+        assert "up to 20 files, 100 MB per run" in page.inner_text("[data-testid=limits]")  # from /v1/health
 
         page.set_input_files("[data-testid=file-input]", [str(DOG), str(bad)])
         assert page.locator("[data-testid=queue-item]").count() == 2
@@ -225,20 +224,31 @@ def test_page_tags_in_a_real_browser(browser, server, tagger, tmp_path):
         context.close()
 
 
-def test_page_refuses_retries_and_reports(browser, server):
-    """Before uploading, files beyond the server's limit are refused; a 503 is retried after its Retry-After with
-    a note; a 400 of the server is shown as its one-line message."""
+def test_page_refuses_retries_and_reports(browser, server, tmp_path):
+    """Before uploading, files beyond the limits of /v1/health are refused; a 503 is retried after its
+    Retry-After with a note; a 400 of the server is shown as its one-line message."""
     files = [ROOT / "examples" / n for n in ("dog.flac", "cow.flac", "rooster.flac", "dog.flac")]
+    big = tmp_path / "big.wav"
+    big.write_bytes(b"\0" * (MB + MB // 2))
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
         page = context.new_page()
         problems: list[str] = []
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+
+        def small_limits(route):  # the server's own health, with limits small enough to exceed here
+            health = route.fetch().json()
+            health["limits"].update(max_files=3, max_upload_mb=1)
+            route.fulfill(json=health)
+
+        page.route("**/v1/health", small_limits)
         page.goto(server)
         page.wait_for_selector("[data-testid=server-status].ok")
-        page.set_input_files("[data-testid=file-input]", [str(f) for f in files])
-        assert page.locator("[data-testid=queue-item]").count() == MAX_FILES
-        assert f"at most {MAX_FILES} files" in page.inner_text("[data-testid=queue-note]")
+        assert "up to 3 files, 1 MB per run" in page.inner_text("[data-testid=limits]")
+        page.set_input_files("[data-testid=file-input]", [str(big)] + [str(f) for f in files])
+        assert page.locator("[data-testid=queue-item]").count() == 3
+        note = page.inner_text("[data-testid=queue-note]")
+        assert "big.wav: 1.5 MB is over the server's limit of 1 MB" in note and "at most 3 files" in note, note
 
         # a label with a control character: the server's own 400 message, on one line
         page.fill("[data-testid=labels]", "dog barking\ncow\x07mooing")

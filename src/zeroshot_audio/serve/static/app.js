@@ -3,11 +3,12 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const MB = 1024 * 1024;
+  const MB = 1e6; // the server's MB (ServeOptions.max_upload_bytes)
   const PRESENT = 0.5; // the probability at which the server judges a label present (tagging.PRESENT)
   const MAX_TIMELINES = 5; // timelines drawn at first per file (more can be ticked)
   const MAX_BUSY_RETRIES = 60; // 503 retries before giving up
-  const DECODE_LIMIT = 250 * MB; // larger local files are not decoded for a waveform
+  const DECODE_LIMIT = 250 * MB;
+  const FORM_OVERHEAD = 1024; // bytes of multipart framing counted per file (the server limits the whole body) // larger local files are not decoded for a waveform
   const ENVELOPE_BINS = 4096; // waveform resolution kept in memory
 
   const EXAMPLE_SETS = {
@@ -46,7 +47,7 @@
     const line = String(msg ?? "").split(/\r?\n/).find((s) => s.trim()) || "unknown error";
     return line.length > 400 ? line.slice(0, 397) + "…" : line;
   };
-  const fmtSize = (bytes) => bytes >= MB ? `${(bytes / MB).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1024))} kB`;
+  const fmtSize = (bytes) => bytes >= MB ? `${(bytes / MB).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1000))} kB`;
   const fmtTime = (s) => {
     if (!Number.isFinite(s)) return "?";
     if (s < 59.95) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
@@ -147,7 +148,7 @@
         refused.push(`${file.name}: the server takes at most ${l.max_files} files per run`);
         continue;
       }
-      if (l.max_upload_mb && file.size > l.max_upload_mb * MB) {
+      if (l.max_upload_mb && file.size + FORM_OVERHEAD > l.max_upload_mb * MB) {
         refused.push(`${file.name}: ${fmtSize(file.size)} is over the server's limit of ${l.max_upload_mb} MB`);
         continue;
       }
@@ -429,8 +430,8 @@
     if (l.max_files && state.queue.length > l.max_files) {
       status(`${state.queue.length} files: the server takes at most ${l.max_files} per run.`, "error"); return;
     }
-    const total = state.queue.reduce((s, q) => s + q.size, 0);
-    if (l.max_upload_mb && total > l.max_upload_mb * MB * 0.999) {
+    const total = state.queue.reduce((s, q) => s + q.size + FORM_OVERHEAD, 4 * labels.join("\n").length + 4096);
+    if (l.max_upload_mb && total > l.max_upload_mb * MB) {
       status(`The files add up to ${fmtSize(total)}, over the server's limit of ${l.max_upload_mb} MB per run: remove some.`, "error");
       return;
     }
