@@ -192,11 +192,37 @@ def _set_threads(tagger: Tagger, threads: int) -> None:
 
 
 def _warm_up(tagger: Tagger) -> None:
-    """Make the onnxruntime sessions (audio network, label encoder) before the first request."""
-    sr = int(tagger.embedder.sample_rate)
-    wave = np.zeros(sr, np.float32)
+    """Make the onnxruntime sessions (audio network, label encoder) before the first request, and run one full
+    batch of the audio network (about 31 s of silence for YAMNet), so that onnxruntime's memory arena has its
+    largest size from the start instead of growing at the first long upload."""
+    emb = tagger.embedder
+    sr = int(emb.sample_rate)
+    seconds = min(60.0, int(getattr(emb, "batch_size", 1)) * float(emb.hop) + 1.0)
+    wave = np.zeros(int(seconds * sr), np.float32)
     labels = ["zsa serve warm-up"]
     tagger.tag_encoded(wave, labels, tagger.label_embeddings(labels), sample_rate=sr)
+
+
+def _trim_heap() -> None:
+    """Give freed heap memory back to the system (glibc's ``malloc_trim``; nothing elsewhere): the buffers of a
+    request freed by a tagging thread otherwise stay in that thread's malloc arena."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        _MALLOC_TRIM = False
+        try:
+            import ctypes
+            import ctypes.util
+
+            name = ctypes.util.find_library("c")
+            libc = ctypes.CDLL(name) if name else None
+            _MALLOC_TRIM = getattr(libc, "malloc_trim", False) if libc is not None else False
+        except (OSError, AttributeError):
+            pass
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
 
 
 class _Service:
@@ -228,6 +254,7 @@ class _Service:
             return [tag_upload(self.tagger, u, request, emb, self.options, directory) for u in request.uploads]
         finally:
             self.admission.stop()
+            _trim_heap()
 
     async def tag(self, http_request: Any) -> list[dict[str, Any]]:
         """Admit, read and tag one ``POST /v1/tag``; the entries in upload order."""
@@ -338,7 +365,7 @@ def create_app(model: str | os.PathLike[str] | Tagger = "default", options: Serv
         log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         return _error_response(500, f"internal error ({type(exc).__name__}); the server's log has the details")
 
-    def require_token(request: Request) -> None:
+    async def require_token(request: Request) -> None:
         if options.token is None:
             return
         header = request.headers.get("authorization", "")
