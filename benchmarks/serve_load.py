@@ -7,10 +7,10 @@ one in five a 30 s clip) with 10 labels, and on a 503 waits the Retry-After seco
 20 times). With the default --queue 4, 8 clients are more than the server admits (workers + queue = 5), so the
 503 path is exercised. Printed: the answers (200 / 503 seen / given up), the server's temporary files left (its
 TMPDIR is a private folder: zsa-serve-* directories and anything else), and its resident memory (VmRSS from
-/proc/<pid>/status) before the load (after one warm-up request with each of the five files: the server's memory grows once, by about
-25 MB, over its first requests, then stays flat load after load; see docs/serve.md), at its peak (sampled every 20 ms, and VmHWM),
-and after (2 s after the last answer). Targets: every request answered 200 in the end, nothing left, memory
-after within 10 % of before.
+/proc/<pid>/status) before the load (after one warm-up request with each of the five files: the server's memory
+grows once, by about 25 MB, over its first requests, then stays flat load after load; see docs/serve.md), at its
+peak (sampled every 20 ms, and VmHWM), and after (2 s after the last answer). Targets: every request answered 200
+in the end, nothing left, memory after within 10 % of before.
 """
 
 from __future__ import annotations
