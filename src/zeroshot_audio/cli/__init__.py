@@ -25,6 +25,7 @@ from .embed import _cmd_embed, _cmd_import
 from .evaluate import _cmd_evaluate, _cmd_plot
 from .models import _cmd_models
 from .options import _add_label_options, _add_model_options, _add_protocol_options
+from .serve import _add_serve_parser, _cmd_serve
 from .tag import _add_event_options, _cmd_tag
 from .train import _cmd_train
 
@@ -202,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p, pooling=False)
     _add_label_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    _add_serve_parser(sub)
     for command in sub.choices.values():  # --debug also after the command; SUPPRESS keeps a --debug before it
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="raise errors with their traceback (also ZSA_DEBUG=1)")
@@ -210,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _COMMANDS = {"tag": _cmd_tag, "models": _cmd_models, "corpus": _cmd_corpus, "embed": _cmd_embed, "import": _cmd_import,
              "train": _cmd_train,
-             "evaluate": _cmd_evaluate, "plot": _cmd_plot, "benchmark": _cmd_benchmark}
+             "evaluate": _cmd_evaluate, "plot": _cmd_plot, "benchmark": _cmd_benchmark, "serve": _cmd_serve}
 
 
 #: Exit code of an internal error (a bug), told apart from data (1) and usage (2) errors.
