@@ -446,6 +446,8 @@ class ParquetWriter(ResultWriter):
         self.keys: dict[str, tuple[int, int]] = {}
         #: Names of the parts this writer committed.
         self.parts: list[str] = []
+        #: Files of :meth:`resume` that failed in an earlier run (and are not tried again).
+        self.failed_before: list[str] = []
         self._rows: dict[str, list[tuple]] = {name: [] for name in (*PARQUET_TABLES, _DONE)}
 
     def _dir(self, table: str) -> Path:
@@ -583,6 +585,8 @@ class ParquetWriter(ResultWriter):
             if stale:
                 self._rewrite(name, stale)
             done.update(r["file"] for r in rows if r["file"] not in stale)
+            self.failed_before += [r["file"] for r in rows if r["failed"] and r["file"] in wanted
+                                   and r["file"] not in stale]
         return [f for f in names if escape_surrogates(f) not in done]
 
     def _rewrite(self, name: str, drop: set[str]) -> None:
