@@ -194,6 +194,13 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         ray.shutdown()
 
 
+#: The environment of the actors. Ray gives a 1-CPU worker OMP_NUM_THREADS=1, which puts OpenBLAS on its
+#: single-thread kernels: the model's float32 products then differ from a plain ``zsa tag`` (which runs OpenBLAS
+#: with a thread per core) in the last digits (scores by up to ~4e-6). Two OpenBLAS threads take the same kernels
+#: as any multi-threaded run, so the actors' results equal ``zsa tag``'s on a multi-core machine.
+_ACTOR_ENV = {"OPENBLAS_NUM_THREADS": "2", "RAY_USAGE_STATS_ENABLED": "0", "ORT_DISABLE_TELEMETRY": "1"}
+
+
 def _quiet_ray_data(ray: Any) -> None:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # ours counts files
@@ -214,7 +221,8 @@ def _run_chunks(ray: Any, chunks: list[Any], actor: type, kwargs: dict[str, Any]
     # Ray Data's actor pools restart a dead actor and retry its calls without limit (max_restarts and
     # max_task_retries -1 by default); one chunk in flight per actor keeps the actors evenly busy
     pool = ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)
-    ds = ds.map_batches(actor, fn_constructor_kwargs=kwargs, batch_size=1, compute=pool, num_cpus=1)
+    ds = ds.map_batches(actor, fn_constructor_kwargs=kwargs, batch_size=1, compute=pool, num_cpus=1,
+                        runtime_env={"env_vars": _ACTOR_ENV})
     for row in ds.iter_rows():
         on_row(row)
 
