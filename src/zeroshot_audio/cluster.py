@@ -282,7 +282,8 @@ class _TagActor:
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         from .writers import ParquetWriter
 
-        rows: dict[str, list] = {"n": [], "failures": [], "silent": [], "audio_seconds": [], "pid": []}
+        rows: dict[str, list] = {"n": [], "failures": [], "silent": [], "audio_seconds": [], "pid": [],
+                                 "peak_mb": []}
         for task in batch["task"]:
             chunk = pickle.loads(task)
             writer = ParquetWriter(self.out, part_files=len(chunk) + 1)
@@ -296,6 +297,7 @@ class _TagActor:
             rows["silent"].append(json.dumps(summary.silent))
             rows["audio_seconds"].append(summary.audio_seconds)
             rows["pid"].append(os.getpid())
+            rows["peak_mb"].append(_peak_mb())
         return rows
 
 
@@ -423,6 +425,15 @@ def _tag_on_ray(todo: list[str], writer: Any, summary: TagRunSummary, tagger: An
                 on_chunk(row)
 
         _run_chunks(ray, chunks, _TagActor, kwargs, workers, on_row)
+
+
+def _peak_mb() -> float:
+    """Peak resident memory of this process in MB (VmHWM; 0 where /proc is missing)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        return 0.0
 
 
 def _default_model_dir() -> Path:
