@@ -85,7 +85,9 @@ def test_a_worker_killed_mid_run_is_retried_and_no_row_is_lost_or_doubled(tagger
     code_out = tmp_path / "out"
     s = tag_to_parquet(files, code_out, labels=LABELS, engine="ray", workers=2, files_per_part=1, progress=False,
                        on_chunk=kill_first)
-    assert killed and killed[0] not in after  # that process is gone; Ray restarted the actor
+    # the kill came with 8 of the 9 chunks still to report (rows the killed actor made before it may still arrive);
+    # the chunk it held is retried, by its restarted actor (a new process) or the other one: timing decides
+    assert killed and len(after) == 8
     assert s.n_tagged == 8 and len(s.failures) == 1
     check_equal(code_out, files, reference(tagger, files))
     # the CLI over the same directory: nothing to do, and the exit code still says a file failed

@@ -131,8 +131,8 @@ def _cmd_tag_parquet(args: argparse.Namespace, labels: list[str], event_options)
     if given:
         raise ParameterError(f"{', '.join(given)}: not used with --format parquet, which writes every label and its "
                              "events (DIR/tags.parquet, DIR/events.parquet)")
-    if args.engine == "local" and args.address:
-        raise ParameterError("--address is for --engine ray")
+    if args.engine == "local" and (args.address or args.workers):
+        raise ParameterError(f"{'--address' if args.address else '--workers'} is for --engine ray")
     _writable_output(args.out, "--out", directory=True)
     unreadable: list[tuple[Path, str]] = []
     files = list_inputs(args.audio, files_from=args.files_from, errors=unreadable)
