@@ -197,8 +197,11 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
 #: The environment of the actors. Ray gives a 1-CPU worker OMP_NUM_THREADS=1, which puts OpenBLAS on its
 #: single-thread kernels: the model's float32 products then differ from a plain ``zsa tag`` (which runs OpenBLAS
 #: with a thread per core) in the last digits (scores by up to ~4e-6). Two OpenBLAS threads take the same kernels
-#: as any multi-threaded run, so the actors' results equal ``zsa tag``'s on a multi-core machine.
-_ACTOR_ENV = {"OPENBLAS_NUM_THREADS": "2", "RAY_USAGE_STATS_ENABLED": "0", "ORT_DISABLE_TELEMETRY": "1"}
+#: as any multi-threaded run, so the actors' results equal ``zsa tag``'s on a multi-core machine; with
+#: OPENBLAS_THREAD_TIMEOUT=4 its idle thread sleeps at once instead of spinning, so that the second thread costs no
+#: CPU that the other actors need (benchmarks/ray_scale.py: without it, 2 actors on 2 cores were slower than one).
+_ACTOR_ENV = {"OPENBLAS_NUM_THREADS": "2", "OPENBLAS_THREAD_TIMEOUT": "4", "RAY_USAGE_STATS_ENABLED": "0",
+              "ORT_DISABLE_TELEMETRY": "1"}
 
 
 def _quiet_ray_data(ray: Any) -> None:
@@ -219,8 +222,8 @@ def _run_chunks(ray: Any, chunks: list[Any], actor: type, kwargs: dict[str, Any]
     workers = min(workers, len(chunks))
     ds = ray.data.from_items([{"task": pickle.dumps(c)} for c in chunks], override_num_blocks=len(chunks))
     # Ray Data's actor pools restart a dead actor and retry its calls without limit (max_restarts and
-    # max_task_retries -1 by default); one chunk in flight per actor keeps the actors evenly busy
-    pool = ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)
+    # max_task_retries -1 by default); two chunks in flight per actor hide the round trip to the driver between chunks
+    pool = ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2)
     ds = ds.map_batches(actor, fn_constructor_kwargs=kwargs, batch_size=1, compute=pool, num_cpus=1,
                         runtime_env={"env_vars": _ACTOR_ENV})
     for row in ds.iter_rows():
