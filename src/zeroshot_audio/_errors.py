@@ -74,6 +74,12 @@ def missing_dependency(package: str, feature: str) -> MissingDependencyError:
     return MissingDependencyError(f"{feature} needs the package '{package}': pip install {package}")
 
 
+def missing_extra_dependency(package: str, feature: str, extra: str) -> MissingDependencyError:
+    """The one-line error raised when optional ``package``, installed by the extra ``extra``, is needed for
+    ``feature``."""
+    return MissingDependencyError(f"{feature} needs the package '{package}': pip install 'zeroshot-audio[{extra}]'")
+
+
 #: Optional packages and the extra of zeroshot-audio that installs them.
 EXTRAS = {"torch": "train", "sed_scores_eval": "eval"}
 

@@ -14,7 +14,11 @@ Formats (:data:`FORMATS`):
 - ``events``: a DCASE events TSV ``filename onset offset event_label`` (one file for the whole run);
 - ``timelines``: one sed_scores_eval TSV per recording, ``onset offset <label1> <label2> ...``: one row per
   segment holding each label's detection score (:attr:`LabelResult.detection`); a folder of them is read back
-  by ``sed_scores_eval.io.read_sed_scores``.
+  by ``sed_scores_eval.io.read_sed_scores``;
+- ``parquet``: a results directory (:class:`ParquetWriter`): ``tags.parquet`` (file, label, score, probability,
+  present; every label), ``events.parquet`` (file, label, onset, offset, score) and ``failures.parquet`` (file,
+  error), each a directory of part files that pyarrow and pandas read as one table; resumable (a rerun tags
+  only the files not done yet). ``zsa tag --engine ray`` writes the same directory (:mod:`zeroshot_audio.cluster`).
 
 ``top_k`` and ``threshold`` select the labels of ``table``, ``csv`` and ``events`` as ``zsa tag`` does: the
 labels with probability >= ``threshold``, then the ``top_k`` best of them; without either, ``events`` keeps the
@@ -49,6 +53,11 @@ __all__ = [
     "CsvWriter",
     "EventsWriter",
     "TimelinesWriter",
+    "ParquetWriter",
+    "PARQUET_TABLES",
+    "file_key",
+    "parquet_schemas",
+    "read_parquet_results",
     "get_writer",
     "select_labels",
     "tsv_unsafe",
@@ -58,7 +67,7 @@ __all__ = [
 
 #: Format name -> where it writes: a text stream (stdout by default), a file, or a directory.
 FORMATS: dict[str, str] = {"table": "stream", "json": "stream", "jsonl": "stream", "csv": "stream",
-                           "events": "file", "timelines": "directory"}
+                           "events": "file", "timelines": "directory", "parquet": "directory"}
 
 #: Why a result was left out of the events file.
 TSV_UNSAFE = "file name not representable in TSV"
@@ -321,6 +330,300 @@ class TimelinesWriter(ResultWriter):
         self.written.append(path)
 
 
+#: The tables of a Parquet results directory (:class:`ParquetWriter`): each is a directory of part files.
+PARQUET_TABLES = ("tags", "events", "failures")
+#: The markers that commit parts: ``_done/part-NAME.parquet`` lists the files of part NAME (file, size, mtime_ns,
+#: failed); written last, it makes the part count (its name starts with ``_``: readers of the tables skip it).
+_DONE = "_done"
+#: What a results directory was made with (labels, model, event options): a rerun must match it.
+_RUN = "_zsa_run.json"
+
+
+def _pyarrow(feature: str = "the parquet format"):
+    """``(pyarrow, pyarrow.parquet)``, or the one-line error naming the extra that installs them."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        from ._errors import missing_extra_dependency
+
+        raise missing_extra_dependency("pyarrow", feature, "parquet") from None
+    return pa, pq
+
+
+def parquet_schemas() -> dict[str, Any]:
+    """The arrow schemas of the tables of a Parquet results directory (and of its ``_done`` markers)."""
+    pa, _ = _pyarrow()
+    s, f, b, i = pa.string(), pa.float64(), pa.bool_(), pa.int64()
+    return {
+        "tags": pa.schema([("file", s), ("label", s), ("score", f), ("probability", f), ("present", b)]),
+        "events": pa.schema([("file", s), ("label", s), ("onset", f), ("offset", f), ("score", f)]),
+        "failures": pa.schema([("file", s), ("error", s)]),
+        _DONE: pa.schema([("file", s), ("size", i), ("mtime_ns", i), ("failed", b)]),
+    }
+
+
+def file_key(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(size, mtime_ns)`` of a local file or of a URL that pyarrow's file systems open (``s3://``, ``gs://``,
+    ``file://``...): with the path, what a Parquet results directory keys a done file by. ``(-1, -1)`` when the
+    file cannot be asked (it is tagged, and fails with its own message)."""
+    text = os.fspath(path)
+    try:
+        if isinstance(text, str) and "://" in text:
+            from pyarrow import fs
+
+            filesystem, inner = fs.FileSystem.from_uri(text)
+            info = filesystem.get_file_info(inner)
+            return int(info.size if info.size is not None else -1), int(info.mtime_ns or 0)
+        st = os.stat(text)
+        return int(st.st_size), int(st.st_mtime_ns)
+    except (OSError, ValueError):
+        return -1, -1
+
+
+def _part_name(keys: Sequence[tuple[str, int, int]]) -> str:
+    """A part's name from its files' keys: the same files give the same name (a retried task rewrites its part)."""
+    import hashlib
+
+    digest = hashlib.sha1(json.dumps(sorted(keys), ensure_ascii=True).encode()).hexdigest()
+    return digest[:20]
+
+
+def _write_parquet_atomic(path: Path, table: Any, metadata: Mapping[str, str] | None = None) -> None:
+    """Write ``table`` to ``path``: a temporary in the same directory, fsync, rename."""
+    from ._io import atomic_path
+
+    _, pq = _pyarrow()
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            pq.write_table(table, f)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+class ParquetWriter(ResultWriter):
+    """A Parquet results directory: ``tags.parquet``, ``events.parquet`` and ``failures.parquet``.
+
+    Each table is a directory of part files, read as one table by ``pandas.read_parquet(DIR / "tags.parquet")``
+    or ``pyarrow.dataset.dataset(...)``; the columns are:
+
+    - ``tags``: ``file, label, score, probability, present`` (every label of every file, best first; ``score``
+      and ``probability`` unrounded, as :class:`~zeroshot_audio.tagging.LabelResult` holds them);
+    - ``events``: ``file, label, onset, offset, score`` (every event of every label);
+    - ``failures``: ``file, error`` (one line naming the file).
+
+    A part holds the rows of up to ``part_files`` files and is committed atomically: its table files are written
+    (temporary, fsync, rename), then its marker ``_done/part-NAME.parquet`` (file, size, mtime_ns, failed), which
+    makes it count. :meth:`resume` leaves out the files already done (same path, size and modification time), so
+    a rerun into the same directory does only what is missing and never repeats a row; parts without a marker (a
+    killed run) are removed first, and a part holding a file that changed since (or, with ``retry_failed``, a
+    failed file) is rewritten without it. ``top_k`` and ``threshold`` are not used: every label is written.
+
+    Parameters
+    ----------
+    directory : path
+        The results directory (created).
+    run : dict, optional
+        What the results are made with (labels, model, event options): :meth:`resume` writes it to
+        ``_zsa_run.json``, or refuses a directory that holds another run's.
+    part_files : int
+        Files per part (:meth:`write` commits a part when it holds that many).
+    """
+
+    format = "parquet"
+
+    def __init__(self, directory: str | os.PathLike[str], *, run: Mapping[str, Any] | None = None,
+                 part_files: int = 256, **options: Any):
+        super().__init__(**options)
+        if int(part_files) < 1:
+            raise ParameterError(f"part_files must be >= 1, got {part_files}")
+        self.directory = Path(directory)
+        self.run = dict(run) if run is not None else None
+        self.part_files = int(part_files)
+        #: ``{file: (size, mtime_ns)}`` of the files :meth:`resume` was given (others are asked when written).
+        self.keys: dict[str, tuple[int, int]] = {}
+        #: Names of the parts this writer committed.
+        self.parts: list[str] = []
+        #: Files of :meth:`resume` that failed in an earlier run (and are not tried again).
+        self.failed_before: list[str] = []
+        self._rows: dict[str, list[tuple]] = {name: [] for name in (*PARQUET_TABLES, _DONE)}
+
+    def _dir(self, table: str) -> Path:
+        return self.directory / (table if table == _DONE else f"{table}.parquet")
+
+    def start(self) -> None:
+        for table in (*PARQUET_TABLES, _DONE):
+            self._dir(table).mkdir(parents=True, exist_ok=True)
+
+    # -- writing ------------------------------------------------------------------------------------------
+
+    def _key(self, file: str) -> tuple[str, int, int]:
+        size, mtime = self.keys[file] if file in self.keys else file_key(file)
+        return escape_surrogates(file), size, mtime
+
+    def write(self, result: Any) -> None:
+        name = escape_surrogates(result.file)
+        self._rows["tags"] += [(name, r.label, float(r.score), float(r.probability), bool(r.probability >= PRESENT))
+                               for r in result.labels]
+        self._rows["events"] += [(name, r.label, float(a), float(b), float(sc))
+                                 for r in result.labels for a, b, sc in r.events]
+        self._rows[_DONE].append((*self._key(result.file), False))
+        if len(self._rows[_DONE]) >= self.part_files:
+            self.commit()
+
+    def add_failure(self, file: str, error: str) -> None:
+        """Record that ``file`` failed with ``error`` (a row of ``failures.parquet``; the file counts as done)."""
+        self._rows["failures"].append((escape_surrogates(file), escape_surrogates(" ".join(str(error).split()))))
+        self._rows[_DONE].append((*self._key(file), True))
+        if len(self._rows[_DONE]) >= self.part_files:
+            self.commit()
+
+    def commit(self, name: str | None = None, *, metadata: Mapping[str, str] | None = None) -> str | None:
+        """Write the pending rows as one part (tables first, its marker last) and return its name (None: nothing
+        pending). ``name`` defaults to a digest of the part's file keys."""
+        pa, _ = _pyarrow()
+        done = self._rows[_DONE]
+        if not done:
+            return None
+        name = name or _part_name([k[:3] for k in done])
+        self.start()
+        schemas = parquet_schemas()
+        for table in (*PARQUET_TABLES, _DONE):
+            rows = self._rows[table]
+            schema = schemas[table]
+            columns = list(zip(*rows)) if rows else [[] for _ in schema]
+            data = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema)], schema=schema)
+            _write_parquet_atomic(self._dir(table) / f"part-{name}.parquet", data,
+                                  metadata if table == _DONE else None)
+        self._rows = {t: [] for t in self._rows}
+        self.parts.append(name)
+        return name
+
+    def finish(self) -> None:
+        self.commit()
+
+    # -- resuming -----------------------------------------------------------------------------------------
+
+    def _markers(self) -> dict[str, Any]:
+        _, pq = _pyarrow()
+        out = {}
+        for p in sorted(self._dir(_DONE).glob("part-*.parquet")):
+            out[p.name[len("part-"): -len(".parquet")]] = pq.read_table(p)
+        return out
+
+    def _drop_part(self, name: str) -> None:
+        """Un-commit part ``name``: its marker first, then its table files."""
+        import contextlib
+
+        for table in (_DONE, *PARQUET_TABLES):
+            with contextlib.suppress(FileNotFoundError):
+                (self._dir(table) / f"part-{name}.parquet").unlink()
+
+    def _check_run(self) -> None:
+        from ._io import write_json_atomic
+
+        if self.run is None:
+            return
+        path = self.directory / _RUN
+        if path.is_file():
+            try:
+                before = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as err:
+                raise DataError(f"{path}: cannot be read ({err})") from None
+            if before != json.loads(json.dumps(self.run)):
+                what = [k for k in sorted(set(before) | set(self.run)) if before.get(k) != self.run.get(k)]
+                raise ParameterError(f"{self.directory}: holds results made with other {', '.join(what)} "
+                                     f"(see {path}); write to another directory")
+        else:
+            write_json_atomic(path, self.run)
+
+    def _clean(self) -> None:
+        """Finish an interrupted rewrite, then remove table parts without a marker and stray temporaries."""
+        markers = self._markers()
+        for table in markers.values():
+            old = (table.schema.metadata or {}).get(b"replaces", b"").decode()
+            if old and old in markers:
+                self._drop_part(old)
+        done = {p.name for p in self._dir(_DONE).glob("part-*.parquet")}
+        for table in PARQUET_TABLES:
+            for p in self._dir(table).iterdir():
+                orphan = p.name.startswith("part-") and p.name not in done
+                if orphan or (p.name.startswith(".") and p.name.endswith(".tmp")):
+                    p.unlink()
+        for p in self._dir(_DONE).iterdir():
+            if p.name.startswith(".") and p.name.endswith(".tmp"):
+                p.unlink()
+
+    def resume(self, files: Sequence[str | os.PathLike[str]], *, keys: Sequence[tuple[int, int]] | None = None,
+               retry_failed: bool = False) -> list[str]:
+        """Prepare the directory for a run over ``files`` and return those not done yet (in order).
+
+        Parameters
+        ----------
+        files : sequence of path or URL
+            The run's inputs, named as they are written in the ``file`` column.
+        keys : sequence of (size, mtime_ns), optional
+            Their :func:`file_key` (asked for each file when not given).
+        retry_failed : bool
+            Do the files recorded in ``failures.parquet`` again.
+        """
+        names = [os.fspath(f) for f in files]
+        if keys is None:
+            keys = [file_key(f) for f in names]
+        self.keys.update(zip(names, map(tuple, keys)))
+        self.start()
+        self._check_run()
+        self._clean()
+        wanted = {escape_surrogates(f): self.keys[f] for f in names}
+        done: set[str] = set()
+        for name, table in self._markers().items():
+            rows = table.to_pylist()
+            stale = {r["file"] for r in rows if r["file"] in wanted
+                     and ((r["size"], r["mtime_ns"]) != wanted[r["file"]] or (retry_failed and r["failed"]))}
+            if stale:
+                self._rewrite(name, stale)
+            done.update(r["file"] for r in rows if r["file"] not in stale)
+            self.failed_before += [r["file"] for r in rows if r["failed"] and r["file"] in wanted
+                                   and r["file"] not in stale]
+        return [f for f in names if escape_surrogates(f) not in done]
+
+    def _rewrite(self, name: str, drop: set[str]) -> None:
+        """Part ``name`` without the rows of the files ``drop``: a new part (marked as replacing it), then the old
+        one removed; :meth:`_clean` finishes the job when a run is killed in between."""
+        import pyarrow.compute as pc
+
+        pa, pq = _pyarrow()
+        keep = self._rows
+        self._rows = {t: [] for t in keep}
+        try:
+            for table in (*PARQUET_TABLES, _DONE):
+                data = pq.read_table(self._dir(table) / f"part-{name}.parquet")
+                mask = pc.invert(pc.is_in(data["file"], value_set=pa.array(sorted(drop), pa.string())))
+                self._rows[table] = [tuple(r.values()) for r in data.filter(mask).to_pylist()]
+            if self._rows[_DONE]:
+                self.commit(metadata={"replaces": name})
+                self.parts.pop()
+        finally:
+            self._rows = keep
+        self._drop_part(name)
+
+
+def read_parquet_results(directory: str | os.PathLike[str], table: str = "tags"):
+    """One table of a Parquet results directory as a pandas DataFrame (``tags``, ``events`` or ``failures``):
+    what ``pandas.read_parquet(directory / "tags.parquet")`` reads, with the column types fixed when the table
+    has no rows."""
+    if table not in PARQUET_TABLES:
+        raise ParameterError(f"unknown table {table!r} (expected one of: {', '.join(PARQUET_TABLES)})")
+    pa, pq = _pyarrow()
+    path = Path(directory) / f"{table}.parquet"
+    schema = parquet_schemas()[table]
+    if not path.is_dir() or not any(path.glob("part-*.parquet")):
+        return schema.empty_table().to_pandas()
+    return pq.read_table(path, schema=schema).to_pandas()
+
+
 def get_writer(fmt: str, out: str | os.PathLike[str] | IO[str] | None = None, *, top_k: int | None = None,
                threshold: float | None = None, **options: Any) -> ResultWriter:
     """The writer of format ``fmt`` (one of :data:`FORMATS`).
@@ -328,15 +631,16 @@ def get_writer(fmt: str, out: str | os.PathLike[str] | IO[str] | None = None, *,
     Parameters
     ----------
     fmt : str
-        ``table``, ``json``, ``jsonl``, ``csv`` (to a text stream), ``events`` (to a file) or ``timelines``
-        (to a directory).
+        ``table``, ``json``, ``jsonl``, ``csv`` (to a text stream), ``events`` (to a file), ``timelines`` or
+        ``parquet`` (to a directory).
     out : text stream, path or None
         Where to write: a stream for the stream formats (default: ``sys.stdout``), a path for ``events`` and
         ``timelines`` (required).
     top_k, threshold : int, float or None
         Label selection of ``table``, ``csv`` and ``events`` (see the module docstring).
     **options
-        ``timelines``: ``labels`` (column order) and ``names`` (``{result.file: output file name}``).
+        ``timelines``: ``labels`` (column order) and ``names`` (``{result.file: output file name}``);
+        ``parquet``: ``run`` and ``part_files`` (see :class:`ParquetWriter`).
 
     Raises
     ------
@@ -350,8 +654,8 @@ def get_writer(fmt: str, out: str | os.PathLike[str] | IO[str] | None = None, *,
         raise ParameterError(f"the {fmt} format writes to a {kind}: give its path")
     if kind == "stream" and out is not None and not hasattr(out, "write"):
         raise ParameterError(f"the {fmt} format writes to a text stream, got {out!r}")
-    if options and fmt != "timelines":
+    if options and fmt not in ("timelines", "parquet"):
         raise ParameterError(f"the {fmt} format takes no option(s) {', '.join(sorted(options))}")
     cls = {"table": TableWriter, "json": JsonlWriter, "jsonl": JsonlWriter, "csv": CsvWriter,
-           "events": EventsWriter, "timelines": TimelinesWriter}[fmt]
+           "events": EventsWriter, "timelines": TimelinesWriter, "parquet": ParquetWriter}[fmt]
     return cls(out, top_k=top_k, threshold=threshold, **options)

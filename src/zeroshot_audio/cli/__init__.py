@@ -26,7 +26,7 @@ from .evaluate import _cmd_evaluate, _cmd_plot
 from .models import _cmd_models
 from .options import _add_label_options, _add_model_options, _add_protocol_options
 from .serve import _add_serve_parser, _cmd_serve
-from .tag import _add_event_options, _cmd_tag
+from .tag import _add_engine_options, _add_event_options, _add_scale_options, _cmd_tag
 from .train import _cmd_train
 
 __all__ = ["main", "build_parser"]
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Score audio files (folders are walked) against any text labels with a "
                                    "zero-shot model and report, per label, the score, a calibrated probability "
                                    "and when it is heard.")
-    p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files or folders")
+    p.add_argument("audio", nargs="*", metavar="AUDIO", help="audio files or folders (or URLs, for --format parquet)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--labels", help="labels separated by ';' (e.g. \"dog barking;car horn;rain\"); '|' separates "
                    "wordings of one label, which are averaged (\"dog barking|a dog barks;car horn\")")
@@ -62,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None,
                    help="table/csv/--events: only labels with probability >= P (without --threshold and "
                         "--top-k, --events holds the best label of each file)")
-    p.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table",
-                   help="json and jsonl: one JSON object per line and file (default: %(default)s)")
+    p.add_argument("--format", choices=("table", "json", "jsonl", "csv", "parquet"), default=None,
+                   help="json and jsonl: one JSON object per line and file; parquet: a results directory (--out) "
+                        "(default: table; parquet with --out or --engine ray)")
     p.add_argument("--events", metavar="OUT.tsv", help="write detected events, DCASE style")
     p.add_argument("--timelines", metavar="DIR",
                    help="write one sed_scores_eval TSV per file: onset, offset and each label's detection score "
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="DIR", help="write one PNG per file: waveform and each top label's per-segment "
                                                  "probability, with its events")
     _add_event_options(p)
+    _add_scale_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("models", help="set up or list the pretrained models",
@@ -89,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedder", default="yamnet", help="segment embedder (default: %(default)s)")
     p.add_argument("--hop", type=_positive_float, default=0.96,
                    help="seconds between segment starts (default: %(default)s)")
-    p.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default: %(default)s)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="worker processes, or Ray actors with --engine ray (default: 1; Ray: the cluster's CPUs)")
+    _add_engine_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("corpus", help="build the open benchmark corpus from Debian packages",

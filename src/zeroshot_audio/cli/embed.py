@@ -25,8 +25,17 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     unreadable: list[tuple[Path, str]] = []  # folders the walk could not read (warned about already)
     items = resolve_inputs(args.inputs, errors=unreadable)
     _require_found(items, args.inputs, unreadable)
-    summary = embed_to_store(items, args.out, embedder=args.embedder, hop=args.hop, workers=args.workers,
-                             progress=False if args.quiet else None)
+    progress = False if args.quiet else None
+    if args.engine == "ray":
+        from ..cluster import embed_to_store_ray
+
+        summary = embed_to_store_ray(items, args.out, embedder=args.embedder, hop=args.hop, address=args.address,
+                                     workers=args.workers, progress=progress)
+    else:
+        if args.address:
+            raise ParameterError("--address is for --engine ray")
+        summary = embed_to_store(items, args.out, embedder=args.embedder, hop=args.hop, workers=args.workers or 1,
+                                 progress=progress)
     for key in summary.silent:
         print(f"zsa: warning: {key}: digitally silent (embedded; every silent segment gives the same embedding)",
               file=sys.stderr)

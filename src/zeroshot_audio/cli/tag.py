@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .._errors import ParameterError, ZsaError
 from ._common import (
+    _positive_int,
     _require,
     _require_found,
     _writable_output,
@@ -91,6 +92,71 @@ def _event_options(args: argparse.Namespace):
         raise ParameterError(f"{', '.join(EVENT_FLAGS)}: {text}") from None
 
 
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    """``--engine local|ray`` and ``--address`` (``zsa tag`` and ``zsa embed``; see docs/scale.md)."""
+    g = p.add_argument_group("cluster (see docs/scale.md)")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="run here, or on Ray with a pool of actors that each load the model once (needs "
+                        "zeroshot-audio[ray]) (default: %(default)s)")
+    g.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster to use: auto, ray://HEAD:10001 or HEAD:6379 (default: a local Ray started for "
+                        "the run; inside `ray job submit`: that cluster)")
+
+
+def _add_scale_options(p: argparse.ArgumentParser) -> None:
+    """The Parquet and Ray flags of ``zsa tag``: ``--out``, ``--files-from``, ``--retry-failed``, ``--engine``,
+    ``--address``, ``--workers``."""
+    g = p.add_argument_group("parquet results (--format parquet; see docs/scale.md)")
+    g.add_argument("--out", metavar="DIR", help="results directory: tags.parquet, events.parquet, failures.parquet; "
+                                                "a rerun tags only the files not done yet")
+    g.add_argument("--files-from", metavar="LIST", help="read more inputs (paths or URLs) from LIST, one per line")
+    g.add_argument("--retry-failed", action="store_true", help="tag again the files that failed in an earlier run "
+                                                              "into --out")
+    _add_engine_options(p)
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="--engine ray: actors, one CPU each (default: the cluster's CPUs)")
+
+
+def _cmd_tag_parquet(args: argparse.Namespace, labels: list[str], event_options) -> int:
+    """``zsa tag --format parquet --out DIR`` (``--engine local`` or ``ray``): :func:`zeroshot_audio.cluster.
+    tag_to_parquet`, failures reported as they come, one summary line on stdout."""
+    from .._io import escape_surrogates as shown_name
+    from ..cluster import list_inputs, tag_to_parquet
+
+    if not args.out:
+        raise ParameterError("--format parquet needs --out DIR (the results directory)")
+    given = [flag for flag, value in (("--events", args.events), ("--timelines", args.timelines),
+                                      ("--plot", args.plot), ("--top-k", args.top_k),
+                                      ("--threshold", args.threshold)) if value is not None]
+    if given:
+        raise ParameterError(f"{', '.join(given)}: not used with --format parquet, which writes every label and its "
+                             "events (DIR/tags.parquet, DIR/events.parquet)")
+    if args.engine == "local" and (args.address or args.workers):
+        raise ParameterError(f"{'--address' if args.address else '--workers'} is for --engine ray")
+    _writable_output(args.out, "--out", directory=True)
+    unreadable: list[tuple[Path, str]] = []
+    files = list_inputs(args.audio, files_from=args.files_from, errors=unreadable)
+    _require_found(files, args.audio or [args.files_from], unreadable)
+
+    def failed(name: str, message: str) -> None:
+        print(f"zsa: failed: {shown_name(message)}", file=sys.stderr)
+
+    summary = tag_to_parquet(files, args.out, labels=labels, model=args.model, engine=args.engine,
+                             address=args.address, workers=args.workers, event_options=event_options,
+                             retry_failed=args.retry_failed, progress=False if args.quiet else None,
+                             on_failure=failed)
+    for name in summary.silent:
+        print(f"zsa: warning: {shown_name(name)}: digitally silent; its scores say nothing about its labels",
+              file=sys.stderr)
+    if summary.failed_before:
+        print(f"zsa: {len(summary.failed_before)} file(s) failed in an earlier run (listed in "
+              f"{Path(args.out) / 'failures.parquet'}; --retry-failed tags them again)", file=sys.stderr)
+    print(summary.line() + f"; results in {args.out}")
+    if unreadable:
+        print(f"zsa: {len(unreadable)} folder(s) could not be read; their files were not tagged", file=sys.stderr)
+    return 1 if summary.failures or summary.failed_before or unreadable else 0
+
+
 def _plot_names(files: Sequence[Path]) -> list[str]:
     """One PNG name per file for ``--plot`` (:func:`zeroshot_audio.writers.output_names` with ``.png``)."""
     from ..writers import output_names
@@ -120,6 +186,18 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     event_options = _event_options(args)
     if args.model != "default":
         _require(args.model, "--model")
+    if args.format is None:
+        args.format = "parquet" if args.out or args.engine == "ray" else "table"
+    if args.format == "parquet":
+        return _cmd_tag_parquet(args, labels, event_options)
+    for flag, value in (("--out", args.out), ("--files-from", args.files_from), ("--address", args.address),
+                        ("--workers", args.workers), ("--retry-failed", args.retry_failed or None)):
+        if value is not None:
+            raise ParameterError(f"{flag} is for --format parquet (and --engine ray)")
+    if args.engine == "ray":
+        raise ParameterError("--engine ray writes a Parquet results directory: give --out DIR")
+    if not args.audio:
+        raise ParameterError("no audio files given")
     _writable_output(args.events, "--events", directory=False)
     _writable_output(args.plot, "--plot", directory=True)
     _writable_output(args.timelines, "--timelines", directory=True)

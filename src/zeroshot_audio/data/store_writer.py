@@ -38,9 +38,96 @@ from ._store_format import (
     _write_failures,
 )
 
-__all__ = ["StoreWriter"]
+__all__ = ["StoreWriter", "check_segments", "write_shard"]
 
 logger = logging.getLogger("zeroshot_audio.data.store")
+
+
+def check_segments(key: str, segments: np.ndarray, duration: float | None, meta: StoreMeta) -> tuple[np.ndarray, float]:
+    """``(segments in the store's dtype, duration)`` of one clip, checked as :meth:`StoreWriter.add` requires (also
+    used by workers that write shards themselves: :func:`write_shard`).
+
+    Raises
+    ------
+    ParameterError
+        Wrong shape, empty, non-finite values or a bad duration (the message names ``key``).
+    """
+    dtype = np.dtype(meta.dtype)
+    seg = np.asarray(segments)
+    if seg.dtype.kind not in "fiu":
+        raise ParameterError(
+            f"StoreWriter.add: segments of {key!r} have dtype {seg.dtype} (expected real numbers)"
+        )
+    if seg.ndim != 2 or seg.shape[1] != meta.dim:
+        raise ParameterError(
+            f"StoreWriter.add: segments of {key!r} have shape {seg.shape} (expected [T, {meta.dim}])"
+        )
+    if seg.shape[0] == 0:
+        raise ParameterError(f"StoreWriter.add: segments of {key!r} are empty (expected T >= 1)")
+    if not np.isfinite(seg).all():
+        raise ParameterError(
+            f"StoreWriter.add: segments of {key!r} hold NaN or infinite values (expected finite)"
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        stored = seg.astype(dtype, copy=True)
+    if not np.isfinite(stored).all():
+        raise ParameterError(
+            f"StoreWriter.add: segments of {key!r} hold values too large for the store dtype"
+            f" {dtype} (max |x| {float(np.abs(seg).max()):.4g})"
+        )
+    if duration is None:
+        duration = seg.shape[0] * meta.hop
+    elif (
+        not isinstance(duration, (int, float, np.integer, np.floating))
+        or isinstance(duration, bool)
+        or not math.isfinite(float(duration))
+        or duration < 0
+    ):
+        raise ParameterError(
+            f"StoreWriter.add: duration of {key!r} is {duration!r} (expected seconds >= 0)"
+        )
+    return stored, float(duration)
+
+
+def _shard_index(keys: list[str], segments: list[np.ndarray], durations: list[float]) -> tuple[np.ndarray, dict]:
+    """The ``.npy`` data and the index of a shard holding ``segments`` (one ``[T, D]`` array per key)."""
+    counts = [s.shape[0] for s in segments]
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
+    index = {
+        "format_version": STORE_FORMAT_VERSION,
+        "keys": list(keys),
+        "offsets": offsets,
+        "counts": counts,
+        "durations": list(durations),
+    }
+    return np.concatenate(segments, axis=0), index
+
+
+def _save_npy(path: Path, data: np.ndarray, *, overwrite: bool) -> None:
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _save_index(path: Path, index: dict, *, overwrite: bool) -> None:
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(index, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def write_shard(store: str | os.PathLike[str], number: int, keys: list[str], segments: list[np.ndarray],
+                durations: list[float]) -> None:
+    """Write shard ``number`` of ``store`` (``.npy`` then index, each atomically), replacing a shard of that number.
+
+    For workers writing shards on behalf of a :class:`StoreWriter` that reserved the number
+    (:meth:`StoreWriter.reserve`) and adopts the shard when the worker is done (:meth:`StoreWriter.adopt`): a
+    retried worker rewrites the same shard. ``segments`` must be checked and cast (:func:`check_segments`).
+    """
+    data, index = _shard_index(keys, segments, durations)
+    shard_dir = Path(store) / _SHARDS
+    _save_npy(shard_dir / f"{_shard_name(number)}.npy", data, overwrite=True)
+    _save_index(shard_dir / f"{_shard_name(number)}.index.json", index, overwrite=True)
 
 
 class StoreWriter:
@@ -247,39 +334,7 @@ class StoreWriter:
             raise ParameterError(f"StoreWriter.add: key must be a non-empty string (got {key!r})")
         if key in self:
             raise ParameterError(f"StoreWriter.add: key {key!r} is already stored in {self.path}")
-        seg = np.asarray(segments)
-        if seg.dtype.kind not in "fiu":
-            raise ParameterError(
-                f"StoreWriter.add: segments of {key!r} have dtype {seg.dtype} (expected real numbers)"
-            )
-        if seg.ndim != 2 or seg.shape[1] != self.meta.dim:
-            raise ParameterError(
-                f"StoreWriter.add: segments of {key!r} have shape {seg.shape} (expected [T, {self.meta.dim}])"
-            )
-        if seg.shape[0] == 0:
-            raise ParameterError(f"StoreWriter.add: segments of {key!r} are empty (expected T >= 1)")
-        if not np.isfinite(seg).all():
-            raise ParameterError(
-                f"StoreWriter.add: segments of {key!r} hold NaN or infinite values (expected finite)"
-            )
-        with np.errstate(over="ignore", invalid="ignore"):
-            stored = seg.astype(self._dtype, copy=True)
-        if not np.isfinite(stored).all():
-            raise ParameterError(
-                f"StoreWriter.add: segments of {key!r} hold values too large for the store dtype"
-                f" {self._dtype} (max |x| {float(np.abs(seg).max()):.4g})"
-            )
-        if duration is None:
-            duration = seg.shape[0] * self.meta.hop
-        elif (
-            not isinstance(duration, (int, float, np.integer, np.floating))
-            or isinstance(duration, bool)
-            or not math.isfinite(float(duration))
-            or duration < 0
-        ):
-            raise ParameterError(
-                f"StoreWriter.add: duration of {key!r} is {duration!r} (expected seconds >= 0)"
-            )
+        stored, duration = check_segments(key, segments, duration, self.meta)
         self._pending_keys.append(key)
         self._pending_segments.append(stored)
         self._pending_durations.append(float(duration))
@@ -320,13 +375,12 @@ class StoreWriter:
         self._save_failures()
 
     def _write_shard(self) -> None:
-        counts = [s.shape[0] for s in self._pending_segments]
-        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
         number = self._next
         index_path = self._shard_dir / f"{_shard_name(number)}.index.json"
         claimed = False  # the .npy of ``number`` is ours
         try:
-            data = np.concatenate(self._pending_segments, axis=0)
+            data, index = _shard_index(self._pending_keys, self._pending_segments, self._pending_durations)
+            counts = index["counts"]
             self._shard_dir.mkdir(parents=True, exist_ok=True)
             while True:  # claim a number no other shard has (the .npy is created, never replaced)
                 name = _shard_name(number)
@@ -334,25 +388,13 @@ class StoreWriter:
                 index_path = self._shard_dir / f"{name}.index.json"
                 if not (npy_path.exists() or index_path.exists()):
                     try:
-                        with atomic_path(npy_path, overwrite=False) as tmp:
-                            with open(tmp, "wb") as f:
-                                np.save(f, data)
-                                f.flush()
-                                os.fsync(f.fileno())
+                        _save_npy(npy_path, data, overwrite=False)
                         claimed = True
                         break
                     except FileExistsError:
                         pass
                 number += 1
-            index = {
-                "format_version": STORE_FORMAT_VERSION,
-                "keys": list(self._pending_keys),
-                "offsets": offsets,
-                "counts": counts,
-                "durations": list(self._pending_durations),
-            }
-            with atomic_path(index_path, overwrite=False) as tmp:
-                tmp.write_text(json.dumps(index, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            _save_index(index_path, index, overwrite=False)
         finally:
             # The shard is complete exactly when its index exists; bookkeeping follows that, also when an
             # interrupt arrives between the rename and here.
@@ -362,6 +404,49 @@ class StoreWriter:
                 self._pending_set = set()
                 self._next = number + 1
         logger.debug("wrote shard %s: %d clips, %d segments", npy_path, len(counts), sum(counts))
+
+    # -- shards written by workers ----------------------------------------------------------------------
+
+    def reserve(self, n: int) -> int:
+        """Reserve ``n`` consecutive shard numbers for workers (:func:`write_shard`); returns the first.
+
+        Pending clips are flushed first. A worker killed after writing its ``.npy`` leaves an orphan that the
+        next writer removes; a retried worker rewrites its shard.
+        """
+        self._check_open()
+        self.flush()
+        first = self._next
+        while any((self._shard_dir / f"{_shard_name(first + i)}.index.json").exists() for i in range(n)):
+            first += 1
+        self._next = first + n
+        return first
+
+    def adopt(self, number: int) -> list[str]:
+        """Count shard ``number``, written by a worker, as part of the store: its keys become stored (and leave
+        the failures list). Returns its keys.
+
+        Raises
+        ------
+        StoreError
+            The shard is missing or damaged, or holds a key the store holds already.
+        """
+        self._check_open()
+        index_path = self._shard_dir / f"{_shard_name(number)}.index.json"
+        if not index_path.is_file():
+            raise StoreError(f"{index_path}: shard index missing (its worker did not finish it)")
+        index = _read_index(index_path)
+        problem = _shard_problem(self._shard_dir / f"{_shard_name(number)}.npy", index_path, index, self.meta)
+        if problem is not None:
+            raise StoreError(problem)
+        keys = list(index["keys"])
+        twice = [k for k in keys if k in self]
+        if twice:
+            raise StoreError(f"{index_path}: holds key(s) the store holds already: {name_some(twice, 3)}")
+        self._stored.update(keys)
+        for key in keys:
+            if self._failures.pop(key, None) is not None:
+                self._failures_dirty += 1
+        return keys
 
     def close(self) -> None:
         """Flush and release the writer lock; further adds raise StoreError. Closing twice is harmless."""
