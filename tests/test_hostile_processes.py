@@ -475,3 +475,57 @@ def test_serve_makes_no_network_call_but_its_answers(tmp_path, yamnet_files):
     assert "accept" in trace  # the watch saw the server's own socket calls
     assert _non_local_calls(trace) == []
     assert not [p for p in home.rglob("*") if "Microsoft" in str(p)]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Issue 12: `zsa tag --engine ray` starts a local Ray instance whose processes reach no other machine.
+
+
+def _this_machine(address: str) -> bool:
+    """Whether ``address`` (IPv4, IPv6 or IPv4-mapped IPv6) belongs to this machine: only a local address binds."""
+    import socket
+
+    if address.startswith("::ffff:"):
+        address = address[len("::ffff:"):]
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.ray
+def test_ray_engine_reaches_no_other_machine(tmp_path, yamnet_files):
+    """`zsa tag --engine ray` under strace: Ray's processes talk to each other over this machine's own addresses;
+    nothing connects elsewhere (Ray's usage module asks the cloud metadata services 169.254.169.254 and
+    metadata.google.internal which cloud it runs on, even with usage statistics off: zsa sends that to a dead
+    loopback proxy)."""
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'zeroshot-audio[ray]')")
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (apt-get install strace): the network watch needs it")
+    if subprocess.run([strace, "-f", "-o", os.devnull, "true"], capture_output=True).returncode != 0:
+        pytest.skip("strace cannot trace here (ptrace not permitted): the network watch needs it")
+    home = tmp_path / "home"
+    home.mkdir()
+    log = tmp_path / "strace.txt"
+    env = _zsa_env(_model_cache(tmp_path, yamnet_files), home)
+    for name in ("RAY_ADDRESS", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        env.pop(name, None)
+    cmd = [strace, "-f", "-qq", "-e", "trace=connect,sendto,sendmsg", "-o", str(log), sys.executable, "-m",
+           "zeroshot_audio", "tag", str(EXAMPLES / "dog.flac"), "--labels", "dog barking;rain", "--engine", "ray",
+           "--workers", "1", "--out", str(tmp_path / "results"), "--quiet"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trace = log.read_text(errors="replace")
+    remote = set()
+    for line in trace.splitlines():
+        if not _NET_CALL.search(line) or "AF_UNIX" in line or "AF_NETLINK" in line:
+            continue
+        m = re.search(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"', line)
+        if m and not _this_machine(m.group(1) or m.group(2)):
+            remote.add(line.split(" ", 1)[1][:160])
+    assert "connect(" in trace  # the watch saw Ray's own connections
+    assert sorted(remote) == []

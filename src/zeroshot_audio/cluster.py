@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import pickle
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -177,21 +178,55 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     ``ray://`` address, a head node's ``host:port``) is connected to, or without it a local instance is started
     (``num_cpus`` CPUs, no dashboard), and shut down at the end.
     """
+    local = address is None and not os.environ.get("RAY_ADDRESS")  # RAY_ADDRESS: inside `ray job submit`
+    if local and "ray" not in sys.modules:
+        # a one-machine instance: Ray's processes use the loopback, as on macOS and Windows, instead of finding the
+        # machine's network address (by a UDP connect to 8.8.8.8) and serving on it; read when ray is imported
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = _import_ray()
     if ray.is_initialized():
         yield ray
         return
     options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
-    if address is None and not os.environ.get("RAY_ADDRESS"):  # RAY_ADDRESS: inside `ray job submit`
+    if local:
         options.update(num_cpus=num_cpus, include_dashboard=False)
     try:
-        ray.init(address=address, **options)
+        with _no_cloud_probe() if local else contextlib.nullcontext():
+            ray.init(address=address, **options)
     except ConnectionError as err:
         raise ParameterError(f"--address {address}: cannot connect to a Ray cluster ({err})") from None
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+#: A proxy address where nothing listens: HTTP requests of the local Ray processes to other hosts fail at once.
+_DEAD_PROXY = "http://127.0.0.1:9"
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY")
+
+
+@contextlib.contextmanager
+def _no_cloud_probe() -> Iterator[None]:
+    """While a local Ray instance starts: HTTP to any host but the loopback goes to a dead proxy.
+
+    Ray's usage-statistics module runs in its dashboard process even with the dashboard off and usage statistics
+    disabled, and asks the cloud metadata services (169.254.169.254, metadata.google.internal) which cloud it runs
+    on, with ``requests``, which honours these variables. The processes Ray starts inherit them; this process gets
+    its own values back afterwards. Ray's own traffic (gRPC, to 127.0.0.1) is exempt through ``no_proxy``.
+    """
+    saved = {k: os.environ.get(k) for k in _PROXY_VARIABLES}
+    os.environ.update({"http_proxy": _DEAD_PROXY, "https_proxy": _DEAD_PROXY, "HTTP_PROXY": _DEAD_PROXY,
+                       "HTTPS_PROXY": _DEAD_PROXY, "no_proxy": "127.0.0.1,localhost,::1",
+                       "NO_PROXY": "127.0.0.1,localhost,::1"})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 #: The environment of the actors. Ray gives a 1-CPU worker OMP_NUM_THREADS=1, which puts OpenBLAS on its
