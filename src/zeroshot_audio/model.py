@@ -45,7 +45,7 @@ from ._math import sigmoid
 
 __all__ = [
     "ModelConfig", "NumpyModel", "NumpyOutput", "parameter_shapes", "params_mismatch", "POOLINGS", "PROJECTIONS",
-    "ATTENTIONS", "ANCHOR_TEMPERATURE", "untrained_anchored",
+    "ATTENTIONS", "ANCHOR_TEMPERATURE", "untrained_anchored", "Adaptation",
 ]
 
 POOLINGS = ("attention", "mean", "max")
@@ -202,6 +202,69 @@ class SegmentSource(Protocol):
     def batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+#: Largest difference, per dimension, between a label embedding and an adapted label's own for it to be that label.
+ADAPTED_MATCH_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """Per-label parameters fitted on example clips (``zsa adapt``, :func:`zeroshot_audio.train.adapt.adapt_model`).
+
+    An adapted label ``y`` gets, on top of the model's segment score, a residual that is linear in the model's
+    input ``x_t`` (YAMNet embedding and, for an anchored model, its logits):
+    ``s'_t(y) = s_t(y) + weight[y] . x_t + bias[y]``; pooling and calibration are those of the model. A class
+    whose label embedding is not (within :data:`ADAPTED_MATCH_TOLERANCE`) one of :attr:`label_embeddings` is
+    scored exactly as without adaptation.
+
+    Attributes
+    ----------
+    labels : tuple of str
+        The adapted labels (cleaned text).
+    label_embeddings : np.ndarray [A, Ds]
+        Their label embeddings, as the model computes them: a class of the forward is matched to them.
+    weight : np.ndarray [A, Din]
+        The residual's weights over the model's input (``Din`` = ``ModelConfig.input_dim``).
+    bias : np.ndarray [A]
+    """
+
+    labels: tuple[str, ...]
+    label_embeddings: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray
+
+    def __post_init__(self) -> None:
+        a = len(self.labels)
+        for name, ndim in (("label_embeddings", 2), ("weight", 2), ("bias", 1)):
+            value = np.ascontiguousarray(getattr(self, name), dtype=np.float32)
+            if value.ndim != ndim or value.shape[0] != a:
+                raise ParameterError(f"adaptation: {name} must have {a} rows (one per label), got {value.shape}")
+            if not np.isfinite(value).all():
+                raise ParameterError(f"adaptation: {name} holds non-finite values (NaN or infinity)")
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "labels", tuple(self.labels))
+
+    def match(self, class_emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(columns, rows)``: the classes of ``class_emb [C, Ds]`` that are adapted labels, and which."""
+        if not self.labels:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        e = np.asarray(class_emb, dtype=np.float32)
+        dot = e @ self.label_embeddings.T  # [C, A]; equal unit vectors have a dot of 1
+        sq = (e * e).sum(axis=1)[:, None] + (self.label_embeddings ** 2).sum(axis=1)[None] - 2 * dot
+        cols, rows = np.nonzero(sq <= ADAPTED_MATCH_TOLERANCE ** 2 * e.shape[1])
+        if cols.size:  # the candidates must agree in every dimension; one adapted label per class
+            ok = np.abs(e[cols] - self.label_embeddings[rows]).max(axis=1) <= ADAPTED_MATCH_TOLERANCE
+            cols, rows = cols[ok], rows[ok]
+            cols, first = np.unique(cols, return_index=True)
+            rows = rows[first]
+        return cols.astype(np.int64), rows.astype(np.int64)
+
+    def residual(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``weight[rows] . x_t + bias[rows]`` of inputs ``x [..., Din]``: ``[..., len(rows)]``."""
+        lead = x.shape[:-1]
+        out = x.reshape(-1, x.shape[-1]) @ self.weight[rows].T + self.bias[rows]
+        return out.reshape(*lead, len(rows)).astype(np.float32)
+
+
 class NumpyModel:
     """The forward of the zero-shot model in numpy (see the module docstring), for inference without torch.
 
@@ -213,15 +276,24 @@ class NumpyModel:
         (the standardisation of the inputs), ``audio_proj.*`` (``theta``, and ``theta_a`` stacked below it),
         ``text_proj.*`` (``psi``, and ``psi_a``). Kept as float32 in :attr:`params`; names or shapes that do
         not fit ``config`` are a :class:`ParameterError`.
+    adaptation : Adaptation or None
+        Per-label parameters fitted on examples (``zsa adapt``), applied to the classes that are its labels.
     """
 
-    def __init__(self, config: ModelConfig, params: dict[str, np.ndarray]):
+    def __init__(self, config: ModelConfig, params: dict[str, np.ndarray], adaptation: Adaptation | None = None):
         expected = parameter_shapes(config)
         problem = params_mismatch(expected, {k: np.shape(v) for k, v in params.items()})
         if problem:
             raise ParameterError(f"the parameters do not fit the model config ({problem})")
         self.config = config
         self.params = {k: np.ascontiguousarray(params[k], dtype=np.float32) for k in expected}
+        if adaptation is not None and adaptation.weight.shape[1:] != (config.input_dim,):
+            raise ParameterError(f"adaptation: weight must be [{len(adaptation.labels)}, {config.input_dim}], "
+                                 f"got {adaptation.weight.shape}")
+        if adaptation is not None and adaptation.label_embeddings.shape[1:] != (config.text_dim,):
+            raise ParameterError(f"adaptation: label_embeddings must be [{len(adaptation.labels)}, "
+                                 f"{config.text_dim}], got {adaptation.label_embeddings.shape}")
+        self.adaptation = adaptation
         p = self.params
         first = "audio_proj.weight" if config.projection == "linear" else "audio_proj.0.weight"
         # the standardisation folded into the first linear layer, as the torch module does it (float32); damaged
@@ -321,8 +393,10 @@ class NumpyModel:
         kt = np.ascontiguousarray(k[:, :d].T)  # [D, C]
         maskf = mask.astype(np.float32)[..., None]  # [B, T, 1]
         n_real = np.maximum(maskf.sum(axis=1), np.float32(1.0))  # [B, 1]
+        adapted = (self.adaptation.match(class_emb) if self.adaptation is not None
+                   else (np.zeros(0, np.int64),) * 2)
 
-        if cfg.pooling == "mean" and not cfg.anchored:
+        if cfg.pooling == "mean" and not cfg.anchored and not adapted[0].size:
             pooled = (x * maskf).sum(axis=1) / n_real  # [B, Da]
             clip = self.project_audio(pooled) @ kt
             if not return_segments:
@@ -332,11 +406,13 @@ class NumpyModel:
         seg = (q[..., :d].reshape(b * t, d) @ kt).reshape(b, t, n_cls)  # [B, T, C]
         if cfg.anchored:
             seg += self.anchor_scores(x[..., cfg.audio_dim :], self.anchor_weights(class_emb))
+        if adapted[0].size:  # the residual of the adapted labels' own columns; every other column is untouched
+            seg[..., adapted[0]] += self.adaptation.residual(x, adapted[1])
         pad = ~mask[..., None]  # [B, T, 1]
         padded = not bool(mask.all())
         if cfg.pooling == "mean":
             att = np.broadcast_to(maskf / n_real[:, None], seg.shape).astype(np.float32)
-            if cfg.anchored:
+            if cfg.anchored or adapted[0].size:
                 clip = np.einsum("btc,btc->bc", att, seg)
         elif cfg.pooling == "max":
             masked = np.where(pad, np.float32(-np.inf), seg) if padded else seg
