@@ -196,6 +196,20 @@ class NumpyOutput(NamedTuple):
     attention: np.ndarray | None  # [B, T, C]
 
 
+class Prototypes(NamedTuple):
+    """Classes given by example (:mod:`zeroshot_audio.examples`): a term blended into the segment scores.
+
+    ``s_t(c) <- (1 - mix_c) * s_t(c) + mix_c * (scale * cos(x_t, vectors_c) + bias)``, ``x_t`` the segment's
+    embedding (the input's first ``audio_dim`` dimensions), before pooling; ``mix_c = 0`` leaves a class as its
+    text makes it, ``1`` makes it example-defined.
+    """
+
+    vectors: np.ndarray  # [C, Da], unit rows (zero where a class has no examples)
+    mix: np.ndarray  # [C] in [0, 1]
+    scale: float
+    bias: float
+
+
 class SegmentSource(Protocol):
     """What scoring needs of a store: padded batches ``(x [B, T, Da], mask [B, T])`` of segment embeddings by row."""
 
@@ -352,7 +366,7 @@ class NumpyModel:
         return out.reshape(*lead, weights.shape[0]).astype(np.float32)
 
     def forward(self, x: np.ndarray, mask: np.ndarray | None, class_emb: np.ndarray, *,
-                return_segments: bool = False) -> NumpyOutput:
+                return_segments: bool = False, prototypes: Prototypes | None = None) -> NumpyOutput:
         """Score clips against classes, as the torch module does in evaluation mode.
 
         Parameters
@@ -364,6 +378,9 @@ class NumpyModel:
         class_emb : np.ndarray [C, Ds]
         return_segments : bool
             Also return ``segment_scores`` and ``attention`` (for timelines and event detection).
+        prototypes : Prototypes, optional
+            Classes given by example, blended into the segment scores before pooling (not with mean pooling of
+            an unanchored model, which pools before scoring).
 
         Returns
         -------
@@ -373,10 +390,10 @@ class NumpyModel:
             gives infinite or NaN scores without a warning, as in torch; callers check for them.
         """
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return self._forward(x, mask, class_emb, return_segments)
+            return self._forward(x, mask, class_emb, return_segments, prototypes)
 
     def _forward(self, x: np.ndarray, mask: np.ndarray | None, class_emb: np.ndarray,
-                 return_segments: bool) -> NumpyOutput:
+                 return_segments: bool, prototypes: Prototypes | None = None) -> NumpyOutput:
         cfg = self.config
         x = np.asarray(x, dtype=np.float32)
         class_emb = np.asarray(class_emb, dtype=np.float32)
@@ -406,6 +423,8 @@ class NumpyModel:
         seg = (q[..., :d].reshape(b * t, d) @ kt).reshape(b, t, n_cls)  # [B, T, C]
         if cfg.anchored:
             seg += self.anchor_scores(x[..., cfg.audio_dim :], self.anchor_weights(class_emb))
+        if prototypes is not None:
+            seg = _blend_prototypes(seg, x[..., : cfg.audio_dim], prototypes)
         if adapted[0].size:  # the residual of the adapted labels' own columns; every other column is untouched
             seg[..., adapted[0]] += self.adaptation.residual(x, adapted[1])
         pad = ~mask[..., None]  # [B, T, 1]
@@ -487,6 +506,20 @@ def params_mismatch(expected: dict[str, tuple[int, ...]], shapes: dict[str, tupl
         if name in shapes and tuple(shapes[name]) != shape:
             parts.append(f"{name} is {list(shapes[name])}, the config needs {list(shape)}")
     return "; ".join(parts) or None
+
+
+def _blend_prototypes(seg: np.ndarray, x: np.ndarray, p: Prototypes) -> np.ndarray:
+    """``seg [B, T, C]`` with the example term of ``p`` blended in (see :class:`Prototypes`)."""
+    b, t, n_cls = seg.shape
+    v = np.asarray(p.vectors, np.float32)
+    mix = np.asarray(p.mix, np.float32)
+    if v.shape != (n_cls, x.shape[-1]) or mix.shape != (n_cls,):
+        raise ParameterError(f"prototypes must be [{n_cls}, {x.shape[-1]}] with a mix of [{n_cls}], got "
+                             f"{tuple(v.shape)} and {tuple(mix.shape)}")
+    flat = x.reshape(b * t, -1)
+    unit = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), np.float32(1e-12))
+    term = np.float32(p.scale) * (unit @ v.T).reshape(b, t, n_cls) + np.float32(p.bias)
+    return ((1 - mix) * seg + mix * term).astype(np.float32)
 
 
 def _masked_softmax(logits: np.ndarray, pad: np.ndarray | None) -> np.ndarray:
