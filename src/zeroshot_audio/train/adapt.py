@@ -10,13 +10,14 @@ fit is a logistic regression of the calibrated probability of each example windo
 - positives: each example clip of the label (its best 10 s window, re-chosen at every step, as tagging scores a
   recording by its best window);
 - negatives: every window of the other labels' examples and of the generic negatives (``negatives=``, e.g. a
-  folder of other sounds), positives and negatives weighted half and half, so that probability 0.5 stays the
-  decision between them;
+  folder of other sounds); the positives carry :data:`POSITIVE_SHARE` of the loss's weight and the negatives the
+  rest, so that probability 0.5 stays a decision for sounds that are rare among the recordings tagged (chosen by
+  measurement, ``benchmarks/adapt_eval.py``, docs/adapt.md);
 - an L2 pull of ``u_y`` and ``b_y`` toward zero (``strength``), so the label moves only where the examples say.
 
-Full-batch Adam in numpy over a few hundred steps: a few seconds on a CPU for tens of labels. A label that is
-not adapted is scored exactly as by the base model (its column of the forward is never touched), and so is any
-label whose text differs from an adapted label's.
+Full-batch Adam in numpy over :data:`DEFAULT_STEPS` steps (more overfit the few examples, as measured): a few
+seconds on a CPU for tens of labels. A label that is not adapted is scored exactly as by the base model (its
+column of the forward is never touched), and so is any label whose text differs from an adapted label's.
 """
 
 from __future__ import annotations
@@ -44,14 +45,16 @@ log = logging.getLogger(__name__)
 
 #: Which part of the model's input the residual reads: YAMNet's embedding, its logits (anchored models), or both.
 FEATURES = ("both", "embedding", "logits")
-DEFAULT_STEPS = 300
+DEFAULT_STEPS = 100
 #: Weight of the L2 pull of the adapted parameters toward zero (relative to the mean log-loss of the examples).
-DEFAULT_STRENGTH = 0.03
+DEFAULT_STRENGTH = 1.0
 #: Adam's step size (the inputs are standardised).
 LEARNING_RATE = 0.05
 #: Standard deviations of the inputs are floored at this share of their median, so that a dimension the few
 #: examples hardly vary on is not blown up.
 STD_FLOOR = 0.1
+#: Share of the log-loss's weight on the positives (the rest on the negatives).
+POSITIVE_SHARE = 0.1
 
 
 @dataclass
@@ -116,7 +119,8 @@ def fit_adaptation(model: NumpyModel, labels: Sequence[str], label_embeddings: n
                    clips: Sequence[np.ndarray], positive: np.ndarray, negative: np.ndarray | None = None, *,
                    scale: float = 1.0, bias: float = 0.0, window: int = 10, steps: int = DEFAULT_STEPS,
                    strength: float = DEFAULT_STRENGTH, features: str = "both",
-                   learning_rate: float = LEARNING_RATE) -> tuple[Adaptation, dict[str, dict[str, Any]]]:
+                   learning_rate: float = LEARNING_RATE,
+                   positive_share: float = POSITIVE_SHARE) -> tuple[Adaptation, dict[str, dict[str, Any]]]:
     """Fit the per-label parameters of ``labels`` on clips given as segment embeddings (the module docstring).
 
     Parameters
@@ -135,16 +139,15 @@ def fit_adaptation(model: NumpyModel, labels: Sequence[str], label_embeddings: n
         The model's calibration, ``sigmoid(scale * F + bias)``.
     window : int
         Segments per window (the tagger's ``window_segments``).
-    steps, strength, features, learning_rate
+    steps, strength, features, learning_rate, positive_share
         Adam steps, the L2 pull toward zero, the part of the input the residual reads (:data:`FEATURES`), the
-        step size.
+        step size, the positives' share of the loss's weight.
 
     Returns
     -------
     (Adaptation, dict)
         The fitted parameters and, per label, ``positives``, ``negative_windows``, ``accuracy_before``/``after``
-        (windows right at probability 0.5, positives and negatives weighted half and half) and ``loss_before``/
-        ``after``.
+        (windows right at probability 0.5, weighted as in the loss) and ``loss_before``/``after``.
     """
     cfg = model.config
     labels = list(labels)
@@ -203,7 +206,8 @@ def fit_adaptation(model: NumpyModel, labels: Sequence[str], label_embeddings: n
         best = np.full((len(clips), n_lab), -np.inf, np.float32)
         np.maximum.at(best, clip_of, f)
         is_best = (f >= best[clip_of]) & positive[clip_of]
-        wt = np.where(is_best, 0.5 / pos_w, 0.0) + np.where(neg_win, 0.5 / np.maximum(neg_w, 1), 0.0)
+        wt = (np.where(is_best, positive_share / pos_w, 0.0)
+              + np.where(neg_win, (1 - positive_share) / np.maximum(neg_w, 1), 0.0))
         return wt, is_best.astype(np.float64)
 
     def evaluate(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
