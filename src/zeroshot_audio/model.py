@@ -45,7 +45,7 @@ from ._math import sigmoid
 
 __all__ = [
     "ModelConfig", "NumpyModel", "NumpyOutput", "parameter_shapes", "params_mismatch", "POOLINGS", "PROJECTIONS",
-    "ATTENTIONS", "ANCHOR_TEMPERATURE", "untrained_anchored", "Adaptation",
+    "ATTENTIONS", "ANCHOR_TEMPERATURE", "untrained_anchored", "Adaptation", "Prototypes",
 ]
 
 POOLINGS = ("attention", "mean", "max")
