@@ -61,9 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", metavar="DIR", help="labels given by example clips: one folder of clips per label, "
                    "named by it (or DIR/labels.csv: folder,label); a label also in --labels uses both "
                    "(docs/examples.md). --labels, --labels-file or --examples is required")
-    p.add_argument("--examples", metavar="DIR", help="labels given by example clips: one folder of clips per label, "
-                   "named by it (or DIR/labels.csv: folder,label); a label also in --labels uses both "
-                   "(docs/examples.md). --labels, --labels-file or --examples is required")
     p.add_argument("--model", default="default", help="'default' (shipped) or a model directory")
     p.add_argument("--top-k", type=_positive_int, help="table/csv: show only the K best labels per file")
     p.add_argument("--threshold", type=float, default=None,
