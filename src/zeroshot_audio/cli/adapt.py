@@ -31,14 +31,14 @@ def _add_adapt_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
-    from ..train.adapt import DEFAULT_STEPS, DEFAULT_STRENGTH, FEATURES
+    from ..train.adapt import DEFAULT_FEATURES, DEFAULT_STEPS, DEFAULT_STRENGTH, FEATURES
 
     p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS,
                    help="optimisation steps (default: %(default)s)")
     p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
                    help="L2 pull of the adapted parameters toward zero, i.e. toward the base model "
                         "(default: %(default)s)")
-    p.add_argument("--features", choices=FEATURES, default="both",
+    p.add_argument("--features", choices=FEATURES, default=DEFAULT_FEATURES,
                    help="what the residual reads: YAMNet's embedding, its class logits, or both (default: "
                         "%(default)s)")
 
