@@ -1,4 +1,6 @@
-"""Labels given by example clips: reading a folder of examples (:func:`read_examples`).
+"""Labels given by example clips: reading a folder of examples (:func:`read_examples`) and building a class from
+them (:func:`build_classes`: the prototype of the examples' sound segments, scored by the model as a text label is;
+docs/examples.md says how and why).
 
 A folder of examples holds one sub-folder of audio clips per label, named by the label, or sub-folders of any
 name plus ``labels.csv`` (columns ``folder,label``) for labels that cannot be folder names::
