@@ -261,7 +261,10 @@ def write_docs(docs: Path, results: dict, ablations: dict, cross: dict, seconds:
               "![attention](figures/attention-unseen.png)", "",
               "## The shipped model", "",
               "The anchored model, the references it is measured against on the corpus and on debian-eval (mAP, "
-              "top-1, wordings, calibration, events, noise): [quality.md](quality.md).", ""]
+              "top-1, wordings, calibration, events, noise): [quality.md](quality.md).", "",
+              "## Labels given by example", "",
+              "Labels defined by example clips (`zsa tag --examples DIR`), with text, alone, and next to the "
+              "mean-embedding baseline, on the corpus and debian-eval: [examples.md](examples.md).", ""]
     (docs / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (docs / "results.json").write_text(json.dumps({"main": results, "ablations": {
         k: {s: v["zsl"] for s, v in r["systems"].items()} for k, r in ablations.items()}, "cross_dataset": cross,

@@ -4,7 +4,9 @@ A model directory holds ``config.json`` (format version, model config, class lis
 embedder whose segment embeddings it reads and of the label encoder whose space its classes live in,
 training information), ``weights.npz`` (the parameters by state-dict name, float32 arrays written with
 ``np.savez`` and read with ``allow_pickle=False``, so reading them never runs code) and
-``class_embeddings.npy`` (the label embeddings of its classes, ``[C, Ds]``). It is written to a temporary
+``class_embeddings.npy`` (the label embeddings of its classes, ``[C, Ds]``); a model adapted on example clips
+(``zsa adapt``) also holds ``adapted.npz``, its per-label parameters (:class:`~zeroshot_audio.model.Adaptation`;
+labels and provenance in ``info.adapted`` of ``config.json``). It is written to a temporary
 directory and renamed, so a crash never leaves a partial model.
 
 Directories written by older versions hold ``weights.pt`` (a torch state dict) instead of ``weights.npz``: they are
@@ -27,9 +29,9 @@ import numpy as np
 
 from ._errors import CheckpointError, ParameterError, name_some, reads_user_data
 from ._io import atomic_dir, read_npy_header, recover_dir
-from .model import ModelConfig, NumpyModel, parameter_shapes, params_mismatch
+from .model import Adaptation, ModelConfig, NumpyModel, parameter_shapes, params_mismatch
 
-__all__ = ["TrainedModel", "CHECKPOINT_FORMAT", "WEIGHTS", "OLD_WEIGHTS"]
+__all__ = ["TrainedModel", "CHECKPOINT_FORMAT", "WEIGHTS", "OLD_WEIGHTS", "ADAPTED"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 #: The weights of a model directory (numpy's .npz), and those of directories written before 0.2 (torch).
 WEIGHTS, OLD_WEIGHTS = "weights.npz", "weights.pt"
+#: The per-label parameters of a model adapted on example clips (``zsa adapt``).
+ADAPTED = "adapted.npz"
 
 
 def _json_type(value: Any) -> str:
@@ -162,6 +166,13 @@ class TrainedModel:
             with open(tmp / WEIGHTS, "wb") as f:
                 np.savez(f, **self.model.params)
             np.save(tmp / "class_embeddings.npy", self.class_embeddings)
+            adaptation = self.model.adaptation
+            if adaptation is not None:
+                if list((self.info.get("adapted") or {}).get("labels", [])) != list(adaptation.labels):
+                    raise ParameterError("info['adapted']['labels'] must list the labels of the model's adaptation")
+                with open(tmp / ADAPTED, "wb") as f:
+                    np.savez(f, label_embeddings=adaptation.label_embeddings, weight=adaptation.weight,
+                             bias=adaptation.bias)
             (tmp / "config.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         return path
 
@@ -217,7 +228,7 @@ class TrainedModel:
         bad = [k for k, v in params.items() if not np.isfinite(v).all()]
         if bad:
             raise CheckpointError(f"{weights}: non-finite values (NaN or infinity) in {name_some(bad)}")
-        model = NumpyModel(config, params)
+        model = NumpyModel(config, params, adaptation=_read_adaptation(path, doc, config))
         try:
             class_emb = np.load(npy, allow_pickle=False)
         except (OSError, ValueError, EOFError):
@@ -341,6 +352,46 @@ def _read_npz(weights: Path, config: ModelConfig) -> dict[str, np.ndarray]:
             from ._errors import describe_read_error
 
             raise _not_weights(weights, f"damaged archive: {describe_read_error(err)}") from None
+
+
+def _read_adaptation(path: Path, doc: dict[str, Any], config: ModelConfig) -> Adaptation | None:
+    """The :class:`~zeroshot_audio.model.Adaptation` of a model directory (``adapted.npz`` and the labels of
+    ``info.adapted``), or None when it has none; a damaged one is a :class:`CheckpointError` naming the file."""
+    file = path / ADAPTED
+    meta = doc.get("info", {}).get("adapted")
+    if not file.is_file():
+        if meta is not None:
+            raise CheckpointError(f"{path}: incomplete model directory, {ADAPTED} is missing (config.json records "
+                                  "an adaptation)")
+        return None
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise CheckpointError(f"{path / 'config.json'}: field info.adapted.labels: expected a list of labels")
+    n = len(labels)
+    expected = {"label_embeddings": (n, config.text_dim), "weight": (n, config.input_dim), "bias": (n,)}
+    try:
+        with np.load(file, allow_pickle=False) as archive:
+            shapes = {}
+            for name in archive.files:
+                with archive.zip.open(name + ".npy") as f:
+                    shapes[name] = read_npy_header(f)
+            problem = params_mismatch(expected, {k: v[0] for k, v in shapes.items()})
+            if problem:
+                raise CheckpointError(f"{file}: the adapted parameters do not fit {n} label(s) of this model "
+                                      f"({problem})")
+            if any(dtype.kind != "f" for _, dtype in shapes.values()):
+                raise CheckpointError(f"{file}: expected floating-point arrays")
+            arrays = {k: np.asarray(archive[k], dtype=np.float32) for k in expected}
+    except CheckpointError:
+        raise
+    except Exception as err:  # numpy raises zip, value, OS and EOF errors for a file it cannot read
+        from ._errors import describe_read_error
+
+        raise CheckpointError(f"{file}: not an archive of adapted parameters ({describe_read_error(err)})") from None
+    try:
+        return Adaptation(labels=tuple(labels), **arrays)
+    except ParameterError as err:
+        raise CheckpointError(f"{file}: {err}") from None
 
 
 def _read_old_weights(weights: Path) -> dict[str, np.ndarray]:

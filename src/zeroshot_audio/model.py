@@ -45,7 +45,7 @@ from ._math import sigmoid
 
 __all__ = [
     "ModelConfig", "NumpyModel", "NumpyOutput", "parameter_shapes", "params_mismatch", "POOLINGS", "PROJECTIONS",
-    "ATTENTIONS", "ANCHOR_TEMPERATURE", "untrained_anchored",
+    "ATTENTIONS", "ANCHOR_TEMPERATURE", "untrained_anchored", "Adaptation", "Prototypes",
 ]
 
 POOLINGS = ("attention", "mean", "max")
@@ -196,10 +196,87 @@ class NumpyOutput(NamedTuple):
     attention: np.ndarray | None  # [B, T, C]
 
 
+class Prototypes(NamedTuple):
+    """Classes given by example (:mod:`zeroshot_audio.examples`): a term blended into the segment scores.
+
+    ``s_t(c) <- (1 - mix_c) * s_t(c) + mix_c * (scale * cos(x_t, vectors_c) + bias)``, ``x_t`` the segment's
+    embedding (the input's first ``audio_dim`` dimensions), before pooling; ``mix_c = 0`` leaves a class as its
+    text makes it, ``1`` makes it example-defined.
+    """
+
+    vectors: np.ndarray  # [C, Da], unit rows (zero where a class has no examples)
+    mix: np.ndarray  # [C] in [0, 1]
+    scale: float
+    bias: float
+
+
 class SegmentSource(Protocol):
     """What scoring needs of a store: padded batches ``(x [B, T, Da], mask [B, T])`` of segment embeddings by row."""
 
     def batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+#: Largest difference, per dimension, between a label embedding and an adapted label's own for it to be that label.
+ADAPTED_MATCH_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """Per-label parameters fitted on example clips (``zsa adapt``, :func:`zeroshot_audio.train.adapt.adapt_model`).
+
+    An adapted label ``y`` gets, on top of the model's segment score, a residual that is linear in the model's
+    input ``x_t`` (YAMNet embedding and, for an anchored model, its logits):
+    ``s'_t(y) = s_t(y) + weight[y] . x_t + bias[y]``; pooling and calibration are those of the model. A class
+    whose label embedding is not (within :data:`ADAPTED_MATCH_TOLERANCE`) one of :attr:`label_embeddings` is
+    scored exactly as without adaptation.
+
+    Attributes
+    ----------
+    labels : tuple of str
+        The adapted labels (cleaned text).
+    label_embeddings : np.ndarray [A, Ds]
+        Their label embeddings, as the model computes them: a class of the forward is matched to them.
+    weight : np.ndarray [A, Din]
+        The residual's weights over the model's input (``Din`` = ``ModelConfig.input_dim``).
+    bias : np.ndarray [A]
+    """
+
+    labels: tuple[str, ...]
+    label_embeddings: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray
+
+    def __post_init__(self) -> None:
+        a = len(self.labels)
+        for name, ndim in (("label_embeddings", 2), ("weight", 2), ("bias", 1)):
+            value = np.ascontiguousarray(getattr(self, name), dtype=np.float32)
+            if value.ndim != ndim or value.shape[0] != a:
+                raise ParameterError(f"adaptation: {name} must have {a} rows (one per label), got {value.shape}")
+            if not np.isfinite(value).all():
+                raise ParameterError(f"adaptation: {name} holds non-finite values (NaN or infinity)")
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "labels", tuple(self.labels))
+
+    def match(self, class_emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(columns, rows)``: the classes of ``class_emb [C, Ds]`` that are adapted labels, and which."""
+        if not self.labels:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        e = np.asarray(class_emb, dtype=np.float32)
+        dot = e @ self.label_embeddings.T  # [C, A]; equal unit vectors have a dot of 1
+        sq = (e * e).sum(axis=1)[:, None] + (self.label_embeddings ** 2).sum(axis=1)[None] - 2 * dot
+        cols, rows = np.nonzero(sq <= ADAPTED_MATCH_TOLERANCE ** 2 * e.shape[1])
+        if cols.size:  # the candidates must agree in every dimension; one adapted label per class
+            ok = np.abs(e[cols] - self.label_embeddings[rows]).max(axis=1) <= ADAPTED_MATCH_TOLERANCE
+            cols, rows = cols[ok], rows[ok]
+            cols, first = np.unique(cols, return_index=True)
+            rows = rows[first]
+        return cols.astype(np.int64), rows.astype(np.int64)
+
+    def residual(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``weight[rows] . x_t + bias[rows]`` of inputs ``x [..., Din]``: ``[..., len(rows)]``."""
+        lead = x.shape[:-1]
+        out = x.reshape(-1, x.shape[-1]) @ self.weight[rows].T + self.bias[rows]
+        return out.reshape(*lead, len(rows)).astype(np.float32)
 
 
 class NumpyModel:
@@ -213,15 +290,24 @@ class NumpyModel:
         (the standardisation of the inputs), ``audio_proj.*`` (``theta``, and ``theta_a`` stacked below it),
         ``text_proj.*`` (``psi``, and ``psi_a``). Kept as float32 in :attr:`params`; names or shapes that do
         not fit ``config`` are a :class:`ParameterError`.
+    adaptation : Adaptation or None
+        Per-label parameters fitted on examples (``zsa adapt``), applied to the classes that are its labels.
     """
 
-    def __init__(self, config: ModelConfig, params: dict[str, np.ndarray]):
+    def __init__(self, config: ModelConfig, params: dict[str, np.ndarray], adaptation: Adaptation | None = None):
         expected = parameter_shapes(config)
         problem = params_mismatch(expected, {k: np.shape(v) for k, v in params.items()})
         if problem:
             raise ParameterError(f"the parameters do not fit the model config ({problem})")
         self.config = config
         self.params = {k: np.ascontiguousarray(params[k], dtype=np.float32) for k in expected}
+        if adaptation is not None and adaptation.weight.shape[1:] != (config.input_dim,):
+            raise ParameterError(f"adaptation: weight must be [{len(adaptation.labels)}, {config.input_dim}], "
+                                 f"got {adaptation.weight.shape}")
+        if adaptation is not None and adaptation.label_embeddings.shape[1:] != (config.text_dim,):
+            raise ParameterError(f"adaptation: label_embeddings must be [{len(adaptation.labels)}, "
+                                 f"{config.text_dim}], got {adaptation.label_embeddings.shape}")
+        self.adaptation = adaptation
         p = self.params
         first = "audio_proj.weight" if config.projection == "linear" else "audio_proj.0.weight"
         # the standardisation folded into the first linear layer, as the torch module does it (float32); damaged
@@ -280,7 +366,7 @@ class NumpyModel:
         return out.reshape(*lead, weights.shape[0]).astype(np.float32)
 
     def forward(self, x: np.ndarray, mask: np.ndarray | None, class_emb: np.ndarray, *,
-                return_segments: bool = False) -> NumpyOutput:
+                return_segments: bool = False, prototypes: Prototypes | None = None) -> NumpyOutput:
         """Score clips against classes, as the torch module does in evaluation mode.
 
         Parameters
@@ -292,6 +378,9 @@ class NumpyModel:
         class_emb : np.ndarray [C, Ds]
         return_segments : bool
             Also return ``segment_scores`` and ``attention`` (for timelines and event detection).
+        prototypes : Prototypes, optional
+            Classes given by example, blended into the segment scores before pooling (not with mean pooling of
+            an unanchored model, which pools before scoring).
 
         Returns
         -------
@@ -301,10 +390,10 @@ class NumpyModel:
             gives infinite or NaN scores without a warning, as in torch; callers check for them.
         """
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return self._forward(x, mask, class_emb, return_segments)
+            return self._forward(x, mask, class_emb, return_segments, prototypes)
 
     def _forward(self, x: np.ndarray, mask: np.ndarray | None, class_emb: np.ndarray,
-                 return_segments: bool) -> NumpyOutput:
+                 return_segments: bool, prototypes: Prototypes | None = None) -> NumpyOutput:
         cfg = self.config
         x = np.asarray(x, dtype=np.float32)
         class_emb = np.asarray(class_emb, dtype=np.float32)
@@ -321,8 +410,10 @@ class NumpyModel:
         kt = np.ascontiguousarray(k[:, :d].T)  # [D, C]
         maskf = mask.astype(np.float32)[..., None]  # [B, T, 1]
         n_real = np.maximum(maskf.sum(axis=1), np.float32(1.0))  # [B, 1]
+        adapted = (self.adaptation.match(class_emb) if self.adaptation is not None
+                   else (np.zeros(0, np.int64),) * 2)
 
-        if cfg.pooling == "mean" and not cfg.anchored:
+        if cfg.pooling == "mean" and not cfg.anchored and not adapted[0].size:
             pooled = (x * maskf).sum(axis=1) / n_real  # [B, Da]
             clip = self.project_audio(pooled) @ kt
             if not return_segments:
@@ -332,11 +423,15 @@ class NumpyModel:
         seg = (q[..., :d].reshape(b * t, d) @ kt).reshape(b, t, n_cls)  # [B, T, C]
         if cfg.anchored:
             seg += self.anchor_scores(x[..., cfg.audio_dim :], self.anchor_weights(class_emb))
+        if prototypes is not None:
+            seg = _blend_prototypes(seg, x[..., : cfg.audio_dim], prototypes)
+        if adapted[0].size:  # the residual of the adapted labels' own columns; every other column is untouched
+            seg[..., adapted[0]] += self.adaptation.residual(x, adapted[1])
         pad = ~mask[..., None]  # [B, T, 1]
         padded = not bool(mask.all())
         if cfg.pooling == "mean":
             att = np.broadcast_to(maskf / n_real[:, None], seg.shape).astype(np.float32)
-            if cfg.anchored:
+            if cfg.anchored or adapted[0].size:
                 clip = np.einsum("btc,btc->bc", att, seg)
         elif cfg.pooling == "max":
             masked = np.where(pad, np.float32(-np.inf), seg) if padded else seg
@@ -411,6 +506,20 @@ def params_mismatch(expected: dict[str, tuple[int, ...]], shapes: dict[str, tupl
         if name in shapes and tuple(shapes[name]) != shape:
             parts.append(f"{name} is {list(shapes[name])}, the config needs {list(shape)}")
     return "; ".join(parts) or None
+
+
+def _blend_prototypes(seg: np.ndarray, x: np.ndarray, p: Prototypes) -> np.ndarray:
+    """``seg [B, T, C]`` with the example term of ``p`` blended in (see :class:`Prototypes`)."""
+    b, t, n_cls = seg.shape
+    v = np.asarray(p.vectors, np.float32)
+    mix = np.asarray(p.mix, np.float32)
+    if v.shape != (n_cls, x.shape[-1]) or mix.shape != (n_cls,):
+        raise ParameterError(f"prototypes must be [{n_cls}, {x.shape[-1]}] with a mix of [{n_cls}], got "
+                             f"{tuple(v.shape)} and {tuple(mix.shape)}")
+    flat = x.reshape(b * t, -1)
+    unit = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), np.float32(1e-12))
+    term = np.float32(p.scale) * (unit @ v.T).reshape(b, t, n_cls) + np.float32(p.bias)
+    return ((1 - mix) * seg + mix * term).astype(np.float32)
 
 
 def _masked_softmax(logits: np.ndarray, pad: np.ndarray | None) -> np.ndarray:

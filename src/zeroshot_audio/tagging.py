@@ -215,12 +215,12 @@ class Tagger:
         return sigmoid(self.scale * np.asarray(scores, dtype=np.float64) + self.bias)
 
     def recording_scores(self, segments: Sequence[np.ndarray], label_embeddings: np.ndarray, *,
-                         batch_windows: int = 256) -> np.ndarray:
+                         batch_windows: int = 256, prototypes: Any = None) -> np.ndarray:
         """Clip scores ``[N, L]`` of recordings given as stored segment embeddings (``segments[i]: [T_i, Da]``, as
         the model's embedder gives them; wider inputs, e.g. a ``yamnet+logits`` store for a ``yamnet`` model, are
         read up to the model's input width): each recording's best 10 s window, as :meth:`tag` scores it, with
         the windows of all recordings scored together in batches. :meth:`probability` turns them into the
-        probabilities :meth:`tag` reports."""
+        probabilities :meth:`tag` reports. ``prototypes``: labels given by example (:meth:`label_set`)."""
         w = self.window_segments
         dim = self.trained.config.input_dim
         emb = np.asarray(label_embeddings, dtype=np.float32)
@@ -240,7 +240,8 @@ class Tagger:
             mask = np.zeros((len(chunk), w), bool)
             for j, x in enumerate(chunk):
                 xb[j, : len(x)], mask[j, : len(x)] = x, True
-            np.maximum.at(best, owners[a : a + batch_windows], self.trained.model.forward(xb, mask, emb).clip_scores)
+            np.maximum.at(best, owners[a : a + batch_windows],
+                          self.trained.model.forward(xb, mask, emb, prototypes=prototypes).clip_scores)
         return best
 
     def label_embeddings(self, labels: Sequence[str]) -> np.ndarray:
@@ -281,26 +282,91 @@ class Tagger:
             x = x[None]
         return self.trained.model.forward(x, mask, self.label_embeddings(labels), return_segments=True)
 
-    def tag(self, audio: str | os.PathLike[str] | np.ndarray, *, labels: Sequence[str] | str,
-            sample_rate: int | None = None, event_threshold: float | None = None,
+    def example_classes(self, examples: Any):
+        """Labels given by example clips, embedded and built into classes
+        (:func:`zeroshot_audio.examples.build_classes`).
+
+        ``examples`` is a mapping ``label -> [paths or (waveform, sample_rate)]``, an
+        :class:`~zeroshot_audio.examples.ExampleSet`, or a folder (:func:`~zeroshot_audio.examples.read_examples`).
+        Labels are cleaned as text labels are. Returns an :class:`~zeroshot_audio.examples.ExampleClasses`.
+        """
+        from .examples import ExampleSet, build_classes, read_examples
+
+        warnings: list[str] = []
+        if isinstance(examples, (str, os.PathLike)):
+            examples = read_examples(examples)
+        if isinstance(examples, ExampleSet):
+            warnings, examples = list(examples.warnings), examples.clips
+        if not hasattr(examples, "items"):
+            raise ParameterError(f"examples must be a mapping of label -> example clips, an ExampleSet or a folder, "
+                                 f"got {type(examples).__name__}")
+        merged: dict[str, list[Any]] = {}
+        for raw, items in examples.items():
+            label = clean_labels([raw])[0][0]
+            if isinstance(items, (str, os.PathLike, tuple)):
+                items = [items]
+            merged.setdefault(label, []).extend(items)
+        out = build_classes(self, merged)
+        out.warnings[:0] = warnings
+        return out
+
+    def label_set(self, labels: Sequence[str] | str | None, examples: Any = None):
+        """The labels of a call with their encodings: ``(labels, label_embeddings, prototypes, warnings)``.
+
+        Text labels come first, then the labels that only examples define; a label with text and examples
+        blends both (:data:`zeroshot_audio.examples.TEXT_MIX`). ``prototypes`` is None without examples, else
+        a :class:`~zeroshot_audio.model.Prototypes` for :meth:`tag_encoded` and :meth:`recording_scores`.
+        """
+        from .examples import EXAMPLE_BIAS, EXAMPLE_SCALE, TEXT_MIX
+        from .model import Prototypes
+
+        if examples is None:
+            labels, _ = clean_labels(labels if labels is not None else [])
+            return labels, self.label_embeddings(labels), None, []
+        text = clean_labels(labels)[0] if labels is not None and len(labels) else []
+        ex = self.example_classes(examples)
+        only = [lab for lab in ex.vectors if lab not in text]
+        kept = [lab for lab in text if lab in ex.vectors]
+        everything = text + only
+        if not everything:
+            raise ParameterError("no labels: neither text labels nor any usable example")
+        emb = np.concatenate([self.label_embeddings(text),
+                              np.zeros((len(only), self.trained.config.text_dim), np.float32)])
+        dim = self.trained.config.audio_dim
+        vectors = np.zeros((len(everything), dim), np.float32)
+        mix = np.zeros(len(everything), np.float32)
+        for i, lab in enumerate(everything):
+            if lab in ex.vectors:
+                vectors[i] = ex.vectors[lab]
+                mix[i] = TEXT_MIX if lab in kept else 1.0
+        return everything, emb, Prototypes(vectors, mix, EXAMPLE_SCALE, EXAMPLE_BIAS), ex.warnings
+
+    def tag(self, audio: str | os.PathLike[str] | np.ndarray, *, labels: Sequence[str] | str | None = None,
+            examples: Any = None, sample_rate: int | None = None, event_threshold: float | None = None,
             event_options: EventOptions | None = None) -> TagResult:
         """Tag one recording: a path, or a waveform with its ``sample_rate``, as an array ``[samples]`` or
         ``[samples, channels]`` (soundfile's layout, channels averaged; anything else is a
         :class:`ParameterError` giving the shape, see :func:`zeroshot_audio.audio.mono_waveform`).
 
         Events follow ``event_options`` (default :class:`~zeroshot_audio.events.EventOptions`); ``event_threshold``,
-        when given, replaces its ``threshold`` (and lowers ``low`` to it when ``low`` is higher)."""
-        labels, _ = clean_labels(labels)
-        return self.tag_batch([audio], labels=labels, sample_rate=sample_rate, event_threshold=event_threshold,
-                              event_options=event_options)[0]
+        when given, replaces its ``threshold`` (and lowers ``low`` to it when ``low`` is higher).
 
-    def tag_batch(self, audios: Sequence[Any], *, labels: Sequence[str] | str, sample_rate: int | None = None,
-                  event_threshold: float | None = None, event_options: EventOptions | None = None) -> list[TagResult]:
-        """Tag several recordings with one label set (label embeddings computed once); events as in :meth:`tag`."""
-        labels, _ = clean_labels(labels)
+        ``examples``: labels given by example clips, ``{"label": [paths or (waveform, sample_rate)]}``, an
+        :class:`~zeroshot_audio.examples.ExampleSet` or a folder of them (docs/examples.md). A label in ``labels``
+        and ``examples`` uses both; a label only in ``examples`` is defined by them. Examples that cannot be used
+        are warned about (logged, naming them) and skipped."""
+        return self.tag_batch([audio], labels=labels, examples=examples, sample_rate=sample_rate,
+                              event_threshold=event_threshold, event_options=event_options)[0]
+
+    def tag_batch(self, audios: Sequence[Any], *, labels: Sequence[str] | str | None = None, examples: Any = None,
+                  sample_rate: int | None = None, event_threshold: float | None = None,
+                  event_options: EventOptions | None = None) -> list[TagResult]:
+        """Tag several recordings with one label set (label embeddings and example classes computed once); events
+        and ``examples`` as in :meth:`tag`."""
+        labels, emb, prototypes, _ = self.label_set(labels, examples)
         options = event_settings(event_threshold, event_options)
-        emb = self.label_embeddings(labels)
-        return [self.tag_encoded(a, labels, emb, sample_rate=sample_rate, event_options=options) for a in audios]
+        return [self.tag_encoded(a, labels, emb, sample_rate=sample_rate, event_options=options,
+                                 prototypes=prototypes) for a in audios]
 
     def _embed(self, audio: Any, sample_rate: int | None):
         from .embed import embed_file
@@ -313,7 +379,8 @@ class Tagger:
             return "<array>", self.embedder.embed(waveform_at(audio, sample_rate, self.embedder.sample_rate))
         return str(audio), embed_file(self.embedder, audio)
 
-    def _scores(self, x: np.ndarray, label_embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _scores(self, x: np.ndarray, label_embeddings: np.ndarray,
+                prototypes: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``clip [n_win, L]``, ``attention [T, L]`` and ``segment_scores [T, L]`` (float32) of segment embeddings
         ``x [T, Da]`` scored in windows of ``window_segments``; groups of windows are scored in turn, so only the
         returned arrays are ever held whole."""
@@ -331,7 +398,7 @@ class Tagger:
         model = self.trained.model
         for a in range(0, n_win, step):
             b = min(n_win, a + step)
-            res = model.forward(xw[a:b], mask[a:b], k, return_segments=True)
+            res = model.forward(xw[a:b], mask[a:b], k, return_segments=True, prototypes=prototypes)
             clip[a:b] = res.clip_scores
             att[a * w : b * w] = res.attention.reshape((b - a) * w, n_labels)
             seg[a * w : b * w] = res.segment_scores.reshape((b - a) * w, n_labels)
@@ -367,9 +434,10 @@ class Tagger:
 
     def tag_encoded(self, audio: Any, labels: list[str], label_embeddings: np.ndarray, *,
                     sample_rate: int | None = None, event_threshold: float | None = None,
-                    event_options: EventOptions | None = None) -> TagResult:
-        """Tag one recording with labels already cleaned and embedded (:meth:`label_embeddings`): the loop
-        body of :meth:`tag_batch`, for callers that handle each file's failure themselves.
+                    event_options: EventOptions | None = None, prototypes: Any = None) -> TagResult:
+        """Tag one recording with labels already cleaned and embedded (:meth:`label_embeddings`, or
+        :meth:`label_set` with its ``prototypes`` for labels given by example): the loop body of :meth:`tag_batch`,
+        for callers that handle each file's failure themselves.
 
         Time and memory are linear in segments x labels (1 h of audio with 10,000 labels: see
         ``benchmarks/tag_speed.py``).
@@ -380,7 +448,7 @@ class Tagger:
         if len(labels) != len(label_embeddings):
             raise ParameterError(f"{len(labels)} labels but {len(label_embeddings)} label embeddings")
         name, out = self._embed(audio, sample_rate)
-        clip, att, seg = self._scores(out.embeddings, label_embeddings)
+        clip, att, seg = self._scores(out.embeddings, label_embeddings, prototypes)
         if not np.isfinite(clip).all():
             raise CheckpointError(f"model {self.path}: non-finite scores (NaN or infinity) for {name}: the model's "
                                   "weights or the label embeddings are damaged")

@@ -19,6 +19,7 @@ from typing import Any
 from .. import __version__
 from .._errors import DataError, ZsaError, describe_read_error, missing_extra, read_error_types
 from ._common import _Parser, _positive_float, _positive_int
+from .adapt import _add_adapt_parser, _cmd_adapt
 from .benchmark import _cmd_benchmark
 from .corpus import _cmd_corpus
 from .embed import _cmd_embed, _cmd_import
@@ -53,10 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "zero-shot model and report, per label, the score, a calibrated probability "
                                    "and when it is heard.")
     p.add_argument("audio", nargs="*", metavar="AUDIO", help="audio files or folders (or URLs, for --format parquet)")
-    g = p.add_mutually_exclusive_group(required=True)
+    g = p.add_mutually_exclusive_group()
     g.add_argument("--labels", help="labels separated by ';' (e.g. \"dog barking;car horn;rain\"); '|' separates "
                    "wordings of one label, which are averaged (\"dog barking|a dog barks;car horn\")")
     g.add_argument("--labels-file", metavar="FILE", help="one label per line ('|' separates wordings, as in --labels)")
+    p.add_argument("--examples", metavar="DIR", help="labels given by example clips: one folder of clips per label, "
+                   "named by it (or DIR/labels.csv: folder,label); a label also in --labels uses both "
+                   "(docs/examples.md). --labels, --labels-file or --examples is required")
     p.add_argument("--model", default="default", help="'default' (shipped) or a model directory")
     p.add_argument("--top-k", type=_positive_int, help="table/csv: show only the K best labels per file")
     p.add_argument("--threshold", type=float, default=None,
@@ -209,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     _add_serve_parser(sub)
+    _add_adapt_parser(sub)
     for command in sub.choices.values():  # --debug also after the command; SUPPRESS keeps a --debug before it
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="raise errors with their traceback (also ZSA_DEBUG=1)")
@@ -217,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 _COMMANDS = {"tag": _cmd_tag, "models": _cmd_models, "corpus": _cmd_corpus, "embed": _cmd_embed, "import": _cmd_import,
              "train": _cmd_train,
-             "evaluate": _cmd_evaluate, "plot": _cmd_plot, "benchmark": _cmd_benchmark, "serve": _cmd_serve}
+             "evaluate": _cmd_evaluate, "plot": _cmd_plot, "benchmark": _cmd_benchmark, "serve": _cmd_serve,
+             "adapt": _cmd_adapt}
 
 
 #: Exit code of an internal error (a bug), told apart from data (1) and usage (2) errors.

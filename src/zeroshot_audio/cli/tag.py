@@ -171,12 +171,17 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     from ..tagging import clean_labels, load_model
     from ..writers import get_writer, output_names
 
+    examples = getattr(args, "examples", None)
     if args.labels_file:
         raw = _read_labels_file(args.labels_file)
-    else:
+    elif args.labels is not None:
         raw = args.labels.split(";")
+    elif examples is None:
+        raise ParameterError("give the labels: --labels, --labels-file or --examples DIR")
+    else:
+        raw = []
     try:
-        labels, dups = clean_labels(raw)
+        labels, dups = clean_labels(raw) if raw or examples is None else ([], [])
     except ParameterError as err:
         raise ParameterError(f"{'--labels-file' if args.labels_file else '--labels'}: {err}") from None
     if dups:
@@ -188,6 +193,8 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         _require(args.model, "--model")
     if args.format is None:
         args.format = "parquet" if args.out or args.engine == "ray" else "table"
+    if examples is not None and args.format == "parquet":
+        raise ParameterError("--examples is for local tagging, not --format parquet, --out or --engine ray")
     if args.format == "parquet":
         return _cmd_tag_parquet(args, labels, event_options)
     for flag, value in (("--out", args.out), ("--files-from", args.files_from), ("--address", args.address),
@@ -217,7 +224,16 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     if not tagger.calibrated:
         print(f"zsa: note: model {args.model} is not calibrated ({tagger.uncalibrated_reason}): its probabilities "
               "are the plain sigmoid of the score, not calibrated probabilities", file=sys.stderr)
-    emb = tagger.label_embeddings(labels)
+    prototypes = None
+    if examples is not None:
+        from ..examples import read_examples
+
+        labels, emb, prototypes, _ = tagger.label_set(labels, read_examples(examples))  # warnings: logged
+        if timelines:
+            timelines = get_writer("timelines", args.timelines, labels=labels,
+                                   names=dict(zip(map(str, files), output_names(files, ".tsv"))))
+    else:
+        emb = tagger.label_embeddings(labels)
     bar = None
     if not args.quiet and len(files) > 1:
         from tqdm.auto import tqdm
@@ -229,7 +245,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         timelines.start()
     for f in files:
         try:
-            res = tagger.tag_encoded(f, labels, emb, event_options=event_options)
+            res = tagger.tag_encoded(f, labels, emb, event_options=event_options, prototypes=prototypes)
         except ZsaError as err:
             failures[str(f)] = str(err)
             print(f"zsa: failed: {shown_name(str(err))}", file=sys.stderr)
