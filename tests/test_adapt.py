@@ -196,9 +196,13 @@ def test_bad_input_warns_and_goes_on(tagger, examples, tmp_path, capsys, caplog,
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--out" in err[0] and "--force" in err[0]
-    assert main(argv + ["--force"]) == 0
+    assert main(argv + ["--force", "--positive-share", "0.3"]) == 0
     captured = capsys.readouterr()
     assert "adapted 'dog'" in captured.out and "4 warning(s)" in captured.err and "broken.wav" in caplog.text
+    info = json.loads((tmp_path / "m" / "config.json").read_text())["info"]["adapted"]
+    assert info["settings"]["positive_share"] == 0.3
+    assert main(argv + ["--force", "--positive-share", "1.5"]) == 2
+    assert "--positive-share" in capsys.readouterr().err
     # a MODEL that is not a model directory: one line
     assert main(["adapt", str(ex), "--examples", str(ex), "--out", str(tmp_path / "m2")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
