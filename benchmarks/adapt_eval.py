@@ -142,7 +142,8 @@ def main() -> None:
                                          positive, negative, scale=base.scale, bias=base.bias,
                                          window=base.window_segments, steps=steps, strength=strength,
                                          features=args.features or A.DEFAULT_FEATURES,
-                                         positive_share=args.positive_share or A.POSITIVE_SHARE)
+                                         positive_share=args.positive_share or (
+                                             A.POSITIVE_SHARE if generic else A.POSITIVE_SHARE_WITHOUT_NEGATIVES))
         fit_s = time.perf_counter() - t0
         model = NumpyModel(base.trained.config, base.trained.model.params, adaptation=adaptation)
         tagger = _with_model(base, model)

@@ -36,7 +36,7 @@ import numpy as np
 def proto_classes(tagger, groups, text=None):
     """label_set-equivalent classes from stored clips: ``(emb, Prototypes)`` for example groups (lists of
     [T, D] arrays), with ``text`` (names, one per group) blended in when given."""
-    from zeroshot_audio.examples import EXAMPLE_BIAS, EXAMPLE_SCALE, TEXT_MIX, prototype
+    from zeroshot_audio.examples import EXAMPLE_BIAS, EXAMPLE_SCALE, class_profile, prototype, text_mix
     from zeroshot_audio.model import Prototypes
 
     cfg = tagger.trained.config
@@ -47,7 +47,9 @@ def proto_classes(tagger, groups, text=None):
         mix = np.ones(len(groups), np.float32)
     else:
         emb = tagger.label_embeddings(text)
-        mix = np.full(len(groups), TEXT_MIX, np.float32)
+        w = tagger.trained.model.anchor_weights(emb)
+        mix = np.asarray([text_mix(class_profile(g, audio_dim=cfg.audio_dim, silence=silence), w[j])
+                          for j, g in enumerate(groups)], np.float32)
     return emb, Prototypes(v, mix, EXAMPLE_SCALE, EXAMPLE_BIAS)
 
 

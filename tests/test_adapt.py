@@ -90,14 +90,33 @@ def test_adapted_labels_improve_on_held_out_takes(tagger, adapted, examples):
     # the held-out take of each label: its own label more probable, the others less, than before adaptation
     margin_b = own_b - (before.sum(axis=1) - own_b) / (len(LABELS) - 1)
     margin_a = own_a - (after.sum(axis=1) - own_a) / (len(LABELS) - 1)
-    assert margin_a.mean() > margin_b.mean() + 0.2, (before.round(3), after.round(3))
+    assert margin_a.mean() > margin_b.mean() + 0.15, (before.round(3), after.round(3))
     assert (after.argmax(axis=1) == np.arange(len(LABELS))).sum() >= (before.argmax(axis=1)
                                                                       == np.arange(len(LABELS))).sum()
     assert (after.argmax(axis=1) == np.arange(len(LABELS))).all(), after.round(3)
     # calibration keeps its meaning: the held-out takes' own labels are judged present, most others absent
+    # (0.85 with the 30 steps chosen on the corpus, 0.9 with the earlier 100)
     assert (own_a >= 0.5).sum() >= 4
     off = after[~np.eye(len(LABELS), dtype=bool)]
-    assert (off < 0.5).mean() >= 0.9
+    assert (off < 0.5).mean() >= 0.8
+
+
+def test_positive_share_depends_on_generic_negatives(tagger, adapted, examples, yamnet_cache):
+    """Without generic negatives the positives carry 0.1 of the loss (the other labels' examples 0.9), with them
+    0.5 (both chosen on the corpus's validation scenes); the share changes the fit and is recorded."""
+    root, held = examples
+    info = json.loads((root / "model" / "config.json").read_text())["info"]["adapted"]
+    assert info["settings"]["positive_share"] == 0.1
+    noise = np.random.default_rng(1).standard_normal(3 * SR).astype(np.float32) * 0.05
+    neg = [np.asarray(tagger.embedder.embed(noise).embeddings, np.float32)]
+    with_neg = adapt_model(tagger, root / "ex", None, negatives=neg)
+    even = adapt_model(tagger, root / "ex", None, positive_share=0.5)
+    assert with_neg.tagger.trained.info["adapted"]["settings"]["positive_share"] == 0.5
+    w_default = adapted.tagger.trained.model.adaptation.weight
+    w_even = even.tagger.trained.model.adaptation.weight
+    assert not np.allclose(w_default, w_even)
+    with pytest.raises(ParameterError, match="positive_share"):
+        adapt_model(tagger, root / "ex", None, positive_share=1.0)
 
 
 def test_labels_not_adapted_score_exactly_as_before(tagger, adapted, examples):
@@ -177,9 +196,13 @@ def test_bad_input_warns_and_goes_on(tagger, examples, tmp_path, capsys, caplog,
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--out" in err[0] and "--force" in err[0]
-    assert main(argv + ["--force"]) == 0
+    assert main(argv + ["--force", "--positive-share", "0.3"]) == 0
     captured = capsys.readouterr()
     assert "adapted 'dog'" in captured.out and "4 warning(s)" in captured.err and "broken.wav" in caplog.text
+    info = json.loads((tmp_path / "m" / "config.json").read_text())["info"]["adapted"]
+    assert info["settings"]["positive_share"] == 0.3
+    assert main(argv + ["--force", "--positive-share", "1.5"]) == 2
+    assert "--positive-share" in capsys.readouterr().err
     # a MODEL that is not a model directory: one line
     assert main(["adapt", str(ex), "--examples", str(ex), "--out", str(tmp_path / "m2")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -93,6 +93,20 @@ def test_text_and_examples_blend(tagger):
     assert [r.label for r in both.labels][0] == "dog barking"
 
 
+def test_examples_that_agree_with_the_text_weigh_more(tagger):
+    """The examples' weight grows with the cosine of their YAMNet class profile and the text's anchor weights."""
+    from zeroshot_audio.examples import MIX_HIGH, MIX_LOW, text_mix
+
+    _, _, agree, _ = tagger.label_set(["dog barking"], {"dog barking": [str(CLIPS / "dog.flac")]})
+    _, _, other, _ = tagger.label_set(["dog barking"], {"dog barking": [str(CLIPS / "cow.flac")]})
+    m_agree, m_other = float(agree.mix[0]), float(other.mix[0])
+    assert MIX_LOW <= m_other < m_agree <= MIX_HIGH, (m_other, m_agree)
+    _, _, only, _ = tagger.label_set(None, {"dog barking": [str(CLIPS / "dog.flac")]})
+    assert float(only.mix[0]) == 1.0  # no text: the examples alone
+    assert text_mix(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == MIX_LOW
+    assert text_mix(np.array([0.0, 2.0]), np.array([0.0, 1.0])) == MIX_HIGH
+
+
 def test_waveform_examples_and_bad_examples(tagger, tmp_path, caplog):
     wav, sr = sf.read(CLIPS / "cow.flac", dtype="float32")
     bad = tmp_path / "bad.wav"

@@ -314,10 +314,11 @@ class Tagger:
         """The labels of a call with their encodings: ``(labels, label_embeddings, prototypes, warnings)``.
 
         Text labels come first, then the labels that only examples define; a label with text and examples
-        blends both (:data:`zeroshot_audio.examples.TEXT_MIX`). ``prototypes`` is None without examples, else
-        a :class:`~zeroshot_audio.model.Prototypes` for :meth:`tag_encoded` and :meth:`recording_scores`.
+        blends both, with the examples' weight of :func:`zeroshot_audio.examples.text_mix` (larger when the
+        examples' YAMNet class profile agrees with the text's anchor weights). ``prototypes`` is None without
+        examples, else a :class:`~zeroshot_audio.model.Prototypes` for :meth:`tag_encoded` and :meth:`recording_scores`.
         """
-        from .examples import EXAMPLE_BIAS, EXAMPLE_SCALE, TEXT_MIX
+        from .examples import EXAMPLE_BIAS, EXAMPLE_SCALE, text_mix
         from .model import Prototypes
 
         if examples is None:
@@ -335,10 +336,13 @@ class Tagger:
         dim = self.trained.config.audio_dim
         vectors = np.zeros((len(everything), dim), np.float32)
         mix = np.zeros(len(everything), np.float32)
+        model = self.trained.model
+        weights = model.anchor_weights(emb[: len(text)]) if self.trained.config.anchored and text else None
         for i, lab in enumerate(everything):
             if lab in ex.vectors:
                 vectors[i] = ex.vectors[lab]
-                mix[i] = TEXT_MIX if lab in kept else 1.0
+                mix[i] = (text_mix(ex.profiles.get(lab), None if weights is None else weights[i]) if lab in kept
+                          else 1.0)
         return everything, emb, Prototypes(vectors, mix, EXAMPLE_SCALE, EXAMPLE_BIAS), ex.warnings
 
     def tag(self, audio: str | os.PathLike[str] | np.ndarray, *, labels: Sequence[str] | str | None = None,

@@ -38,6 +38,9 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
                    help="L2 pull of the adapted parameters toward zero, i.e. toward the base model "
                         "(default: %(default)s)")
+    p.add_argument("--positive-share", type=float, default=None,
+                   help="share of the loss's weight on the examples, in (0, 1); lower it when the sounds are rare in "
+                        "what you tag (default: 0.5 with --negatives, 0.1 without)")
     p.add_argument("--features", choices=FEATURES, default=DEFAULT_FEATURES,
                    help="what the residual reads: YAMNet's embedding, its class logits, or both (default: "
                         "%(default)s)")
@@ -55,9 +58,11 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     _writable_output(args.out, "--out", directory=True, replace_if="config.json")
     if not args.strength >= 0 or args.strength == float("inf"):
         raise ParameterError(f"--strength: expected a number >= 0, got {args.strength}")
+    if args.positive_share is not None and not 0 < args.positive_share < 1:
+        raise ParameterError(f"--positive-share: expected a number in (0, 1), got {args.positive_share}")
     res = adapt_model(args.model, args.examples, args.out, negatives=args.negatives, steps=args.steps,
                       strength=args.strength, features=args.features, seed=args.seed, force=args.force,
-                      max_negatives=args.max_negatives)
+                      max_negatives=args.max_negatives, positive_share=args.positive_share)
     for label in res.labels:
         s = res.stats[label]
         print(f"adapted {label!r}: {s['positives']} example(s), {s['negative_windows']} negative window(s), "

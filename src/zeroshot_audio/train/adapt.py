@@ -11,11 +11,13 @@ fit is a logistic regression of the calibrated probability of each example windo
   recording by its best window);
 - negatives: every window of the other labels' examples and of the generic negatives (``negatives=``, e.g. a
   folder of other sounds); the positives carry :data:`POSITIVE_SHARE` of the loss's weight and the negatives the
-  rest, so that probability 0.5 stays a decision for sounds that are rare among the recordings tagged (chosen by
-  measurement, ``benchmarks/adapt_eval.py``, docs/adapt.md);
+  rest (:data:`POSITIVE_SHARE_WITHOUT_NEGATIVES` when there are no generic negatives: the other labels' examples
+  then weigh more, so that an adapted label does not fire on everything else), so that probability 0.5 stays a
+  decision (chosen on the corpus's validation scenes, ``benchmarks/adapt_select.py``, docs/adapt.md);
 - an L2 pull of ``u_y`` and ``b_y`` toward zero (``strength``), so the label moves only where the examples say.
 
-Full-batch Adam in numpy over :data:`DEFAULT_STEPS` steps (more overfit the few examples, as measured): a few
+Full-batch Adam in numpy over :data:`DEFAULT_STEPS` steps (more overfit the few examples, as measured on the
+corpus's validation scenes): a few
 seconds on a CPU for tens of labels. A label that is not adapted is scored exactly as by the base model (its
 column of the forward is never touched), and so is any label whose text differs from an adapted label's.
 """
@@ -40,15 +42,18 @@ from .._math import sigmoid
 from ..model import Adaptation, NumpyModel
 
 __all__ = ["AdaptResult", "adapt_model", "fit_adaptation", "FEATURES", "DEFAULT_FEATURES", "DEFAULT_STEPS",
-           "DEFAULT_STRENGTH"]
+           "DEFAULT_STRENGTH", "POSITIVE_SHARE", "POSITIVE_SHARE_WITHOUT_NEGATIVES"]
 
 log = logging.getLogger(__name__)
 
 #: Which part of the model's input the residual reads: YAMNet's embedding, its logits (anchored models), or both.
 FEATURES = ("embedding", "both", "logits")
-#: The residual reads the embedding: the best of the three on debian-eval (docs/adapt.md).
+# The defaults below were chosen on the corpus's validation scenes, 3 draws of 15 classes adapted on 3 examples
+# from its training scenes, by mAP + F1 at probability 0.5 (``python benchmarks/adapt_select.py``; docs/adapt.md).
+#: The residual reads the embedding (``both`` and ``logits`` lost mAP on the corpus's validation scenes).
 DEFAULT_FEATURES = "embedding"
-DEFAULT_STEPS = 100
+#: Adam steps: 30 of 30, 100, 300 (more fit the few examples too closely).
+DEFAULT_STEPS = 30
 #: Weight of the L2 pull of the adapted parameters toward zero (relative to the mean log-loss of the examples).
 DEFAULT_STRENGTH = 1.0
 #: Adam's step size (the inputs are standardised).
@@ -56,8 +61,10 @@ LEARNING_RATE = 0.05
 #: Standard deviations of the inputs are floored at this share of their median, so that a dimension the few
 #: examples hardly vary on is not blown up.
 STD_FLOOR = 0.1
-#: Share of the log-loss's weight on the positives (the rest on the negatives).
-POSITIVE_SHARE = 0.1
+#: Share of the log-loss's weight on the positives (the rest on the negatives), with generic negatives.
+POSITIVE_SHARE = 0.5
+#: The same without generic negatives (only the other labels' examples): they then weigh 0.9 of the loss.
+POSITIVE_SHARE_WITHOUT_NEGATIVES = 0.1
 
 
 @dataclass
@@ -337,7 +344,8 @@ def _base_identity(tagger: Any) -> dict[str, Any]:
 
 def adapt_model(model: Any, examples: Any, out: str | os.PathLike[str] | None = None, *, negatives: Any = None,
                 steps: int = DEFAULT_STEPS, strength: float = DEFAULT_STRENGTH, features: str = DEFAULT_FEATURES,
-                seed: int = 0, force: bool = False, max_negatives: int = 500) -> AdaptResult:
+                seed: int = 0, force: bool = False, max_negatives: int = 500,
+                positive_share: float | None = None) -> AdaptResult:
     """Adapt ``model`` to the labels of ``examples`` (module docstring) and write it to ``out``.
 
     Parameters
@@ -356,6 +364,9 @@ def adapt_model(model: Any, examples: Any, out: str | os.PathLike[str] | None = 
         The other labels' examples are always negatives.
     steps, strength, features
         See :func:`fit_adaptation`.
+    positive_share : float, optional
+        The positives' share of the loss's weight; default :data:`POSITIVE_SHARE` with generic negatives,
+        :data:`POSITIVE_SHARE_WITHOUT_NEGATIVES` without.
 
     Returns
     -------
@@ -418,10 +429,15 @@ def adapt_model(model: Any, examples: Any, out: str | os.PathLike[str] | None = 
     owner_arr = np.asarray(owner + [""] * len(generic), dtype=object)
     positive = np.stack([owner_arr == lab for lab in labels], axis=1)
     emb = tagger.label_embeddings(labels)
+    if positive_share is None:
+        positive_share = POSITIVE_SHARE if generic else POSITIVE_SHARE_WITHOUT_NEGATIVES
+    if not 0 < positive_share < 1:
+        raise ParameterError(f"positive_share must be in (0, 1), got {positive_share!r}")
     t_fit = time.perf_counter()
     adaptation, stats = fit_adaptation(
         tagger.trained.model, labels, emb, clips + generic, positive, scale=tagger.scale, bias=tagger.bias,
-        window=tagger.window_segments, steps=steps, strength=float(strength), features=features)
+        window=tagger.window_segments, steps=steps, strength=float(strength), features=features,
+        positive_share=float(positive_share))
     fit_seconds = time.perf_counter() - t_fit
 
     trained = tagger.trained
@@ -443,6 +459,7 @@ def adapt_model(model: Any, examples: Any, out: str | os.PathLike[str] | None = 
         "negatives": neg_source,
         "settings": {"steps": steps, "strength": float(strength), "features": features, "seed": seed,
                      "max_negatives": max_negatives, "learning_rate": LEARNING_RATE,
+                     "positive_share": float(positive_share),
                      "window_segments": tagger.window_segments},
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "fit": stats,

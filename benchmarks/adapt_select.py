@@ -1,0 +1,129 @@
+"""Choose ``zsa adapt``'s defaults on the corpus, not on the data they are reported on.
+
+    python benchmarks/adapt_select.py [--corpus ~/zsa-corpus] [--draws 3] [--labels 15]
+
+Per seeded draw, ``--labels`` corpus classes are adapted on 3 examples each from the corpus's *training* scenes
+(``examples_eval.Corpus.draw``: single-label scenes whose source recording of the class is in no validation or test
+scene), with the other adapted classes' examples as negatives and, with generic negatives, N other training scenes
+(negatives for every class they do not hold). Each setting is scored on the 1000 *validation* scenes, for the
+adapted classes, as ``zsa tag`` scores them (best 10 s window, calibrated probability): mAP, and F1 at probability
+0.5 against the best F1 (is 0.5 still a decision?). The criterion is mAP + F1 at 0.5 (ranking and decision
+together). A coordinate search from the previous defaults: one setting at a time over its grid, keeping the best,
+twice. With no generic negatives, the positives' share of the loss is chosen separately (the default ``zsa adapt``
+uses when ``--negatives`` is not given). debian-eval and the corpus's test scenes are not read here; they are for
+reporting (``benchmarks/adapt_eval.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from adapt_eval import _with_model  # noqa: E402
+from examples_eval import Corpus  # noqa: E402
+
+GRID = {"features": ["embedding", "both", "logits"], "positive_share": [0.03, 0.1, 0.2, 0.5],
+        "steps": [30, 100, 300], "strength": [0.1, 0.3, 1.0, 3.0], "generic": [0, 50, 200, 500]}
+
+
+class Setup:
+    def __init__(self, corpus_root: Path, draws: int, n_labels: int):
+        from zeroshot_audio import load_model
+        from zeroshot_audio.model import NumpyModel
+
+        self.NumpyModel = NumpyModel
+        self.base = load_model("default")
+        self.corpus = c = Corpus(corpus_root)
+        self.xs, self.y = c.split_set("val")
+        self.emb = self.base.label_embeddings(c.classes)
+        self.p0 = self.base.probability(self.base.recording_scores(self.xs, self.emb))
+        train = [f for f in c.ds.filenames if c.split[f] == "train"]
+        self.draws = []
+        for d in range(draws):
+            rng = np.random.default_rng(1000 + d)
+            ok = [i for i in range(len(c.classes)) if self.y[:, i].sum() >= 1]
+            labs = sorted(rng.choice(ok, size=n_labels, replace=False).tolist())
+            groups = c.draw(3, 1000 + d)
+            clips, owner = [], []
+            for i in labs:
+                clips += groups[i]
+                owner += [i] * len(groups[i])
+            # generic negatives: training scenes, in a fixed random order (the first N are used)
+            order = rng.permutation(len(train))
+            gen = [train[j] for j in order[:max(GRID["generic"])]]
+            self.draws.append((labs, clips, owner, gen))
+
+    def run(self, features, positive_share, steps, strength, generic):
+        from zeroshot_audio.evaluation.calibration_report import decision_report
+        from zeroshot_audio.evaluation.metrics import mean_average_precision
+        from zeroshot_audio.train.adapt import fit_adaptation
+
+        c, base = self.corpus, self.base
+        out = []
+        for labs, clips, owner, gen in self.draws:
+            g = gen[:generic]
+            allc = clips + [c.x(f) for f in g]
+            positive = np.stack([np.asarray(owner + [-1] * len(g)) == i for i in labs], axis=1)
+            negative = ~positive
+            for j, f in enumerate(g):
+                negative[len(clips) + j] = [c.classes[i] not in c.labs[f] for i in labs]
+            ad, _ = fit_adaptation(base.trained.model, [c.classes[i] for i in labs], self.emb[labs], allc,
+                                   positive, negative, scale=base.scale, bias=base.bias,
+                                   window=base.window_segments, steps=steps, strength=strength,
+                                   features=features, positive_share=positive_share)
+            t = _with_model(base, self.NumpyModel(base.trained.config, base.trained.model.params, adaptation=ad))
+            pa = t.probability(t.recording_scores(self.xs, self.emb[labs]))
+            y = self.y[:, labs]
+            r0, r1 = decision_report(self.p0[:, labs], y), decision_report(pa, y)
+            out.append([mean_average_precision(y, self.p0[:, labs])[0], mean_average_precision(y, pa)[0],
+                        r0["f1_at_0.5"], r1["f1_at_0.5"], r1["f1_best"], r1["precision_at_0.5"] or 0.0])
+        return np.mean(out, axis=0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", default=str(Path.home() / "zsa-corpus"))
+    ap.add_argument("--draws", type=int, default=3)
+    ap.add_argument("--labels", type=int, default=15)
+    args = ap.parse_args()
+    from zeroshot_audio.train import adapt as A
+
+    s = Setup(Path(args.corpus), args.draws, args.labels)
+    cache: dict[tuple, np.ndarray] = {}
+
+    def score(cfg):
+        key = tuple(sorted(cfg.items()))
+        if key not in cache:
+            cache[key] = s.run(**cfg)
+            m = cache[key]
+            print(f"  {cfg}: val mAP {m[0]:.3f} -> {m[1]:.3f}, F1@0.5 {m[2]:.3f} -> {m[3]:.3f} (best {m[4]:.3f}), "
+                  f"precision@0.5 {m[5]:.3f}, criterion {m[1] + m[3]:.3f}", flush=True)
+        return cache[key][1] + cache[key][3]
+
+    def search(start, names):
+        cfg = dict(start)
+        for _ in range(2):
+            for name in names:
+                best = max(GRID[name], key=lambda v: score({**cfg, name: v}))
+                cfg[name] = best
+        return cfg
+
+    previous = {"features": A.DEFAULT_FEATURES, "positive_share": A.POSITIVE_SHARE, "steps": A.DEFAULT_STEPS,
+                "strength": A.DEFAULT_STRENGTH, "generic": 200}
+    print(f"corpus validation scenes, {args.draws} draws of {args.labels} classes, 3 training-scene examples each")
+    print("with generic negatives (previous defaults first):")
+    chosen = search(previous, ["features", "positive_share", "steps", "strength", "generic"])
+    print(f"chosen: {chosen}, criterion {score(chosen):.3f} (previous {score(previous):.3f})")
+    print("without generic negatives (the other labels' examples only): positives' share and strength")
+    no_gen = search({**chosen, "generic": 0}, ["positive_share", "strength"])
+    print(f"chosen without negatives: {no_gen}, criterion {score(no_gen):.3f} "
+          f"(with the share chosen with negatives: {score({**chosen, 'generic': 0}):.3f})")
+
+
+if __name__ == "__main__":
+    main()
