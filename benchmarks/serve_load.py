@@ -46,6 +46,51 @@ def _clip_30s() -> bytes:
     return buf.getvalue()
 
 
+def _load(server, plan, form, args) -> dict:
+    """One round: ``len(plan)`` requests from ``args.clients`` clients; answers, time and the sampled peak RSS."""
+    import httpx
+
+    peak = [_status(server.pid, "VmRSS")]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _status(server.pid, "VmRSS"))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    counter = itertools.count()
+    lock = threading.Lock()
+    tally = {"200": 0, "503 seen": 0, "other": 0, "gave up": 0}
+
+    def client() -> None:
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            while (i := next(counter)) < len(plan):
+                for _ in range(args.retries + 1):
+                    r = http.post("v1/tag", files=[("files", plan[i])], data=form)
+                    if r.status_code != 503:
+                        break
+                    with lock:
+                        tally["503 seen"] += 1
+                    time.sleep(float(r.headers.get("retry-after", "1")))
+                with lock:
+                    key = "200" if r.status_code == 200 else ("gave up" if r.status_code == 503 else "other")
+                    tally[key] += 1
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(args.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took = time.perf_counter() - start
+    time.sleep(2.0)
+    stop.set()
+    sampler.join()
+    return {"tally": tally, "took": took, "peak": peak[0]}
+
+
 def main() -> None:
     import httpx
 
@@ -55,6 +100,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--queue", type=int, default=4)
     ap.add_argument("--retries", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=1, help="load rounds against the same server (memory per round)")
     args = ap.parse_args()
     files = [(n, (EXAMPLES / n).read_bytes()) for n in ("dog.flac", "cow.flac", "rooster.flac")]
     files += [("clip10.flac", clip_10s()), ("noise30.flac", _clip_30s())]
@@ -68,65 +114,34 @@ def main() -> None:
             for f in files:  # warm-up: one request of each file (see the module's docstring)
                 httpx.post(server.url + "v1/tag", files=[("files", f)], data=form, timeout=60).raise_for_status()
             time.sleep(1.0)
-            before = _status(server.pid, "VmRSS")
-            peak = [before]
-            stop = threading.Event()
-
-            def sample() -> None:
-                while not stop.is_set():
-                    peak[0] = max(peak[0], _status(server.pid, "VmRSS"))
-                    time.sleep(0.02)
-
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            counter = itertools.count()
-            lock = threading.Lock()
-            tally = {"200": 0, "503 seen": 0, "other": 0, "gave up": 0}
-
-            def client() -> None:
-                with httpx.Client(base_url=server.url, timeout=120) as http:
-                    while (i := next(counter)) < len(plan):
-                        for _ in range(args.retries + 1):
-                            r = http.post("v1/tag", files=[("files", plan[i])], data=form)
-                            if r.status_code != 503:
-                                break
-                            with lock:
-                                tally["503 seen"] += 1
-                            time.sleep(float(r.headers.get("retry-after", "1")))
-                        with lock:
-                            key = "200" if r.status_code == 200 else ("gave up" if r.status_code == 503 else "other")
-                            tally[key] += 1
-
-            start = time.perf_counter()
-            threads = [threading.Thread(target=client) for _ in range(args.clients)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            took = time.perf_counter() - start
-            time.sleep(2.0)
-            stop.set()
-            sampler.join()
-            after = _status(server.pid, "VmRSS")
+            levels = [_status(server.pid, "VmRSS")]
+            rounds = []
+            for _ in range(args.rounds):
+                rounds.append(_load(server, plan, form, args))
+                levels.append(_status(server.pid, "VmRSS"))
             hwm = _status(server.pid, "VmHWM")
             health = httpx.get(server.url + "v1/health").json()
             left = sorted(os.listdir(Path(tmp) / "tmp"))
         finally:
             code = server.stop()
-    change = (after - before) / before
-    print(f"{args.requests} requests from {args.clients} clients, server --workers {args.workers} --queue "
-          f"{args.queue}: {took:.1f} s ({args.requests / took:.1f} requests/s)")
-    print(f"  answers: {tally['200']} x 200 in the end, {tally['503 seen']} x 503 seen (retried after Retry-After), "
-          f"{tally['gave up']} given up, {tally['other']} other; queue after: {health['queue']}")
+    print(f"{args.requests} requests from {args.clients} clients per round, {args.rounds} round(s), server "
+          f"--workers {args.workers} --queue {args.queue}")
+    answered = True
+    for n, r in enumerate(rounds, start=1):
+        t, before, after = r["tally"], levels[n - 1], levels[n]
+        change = (after - before) / before
+        answered &= t["200"] == args.requests
+        print(f"  round {n}: {r['took']:.1f} s ({args.requests / r['took']:.1f} requests/s); {t['200']} x 200 in the "
+              f"end, {t['503 seen']} x 503 seen (retried after Retry-After), {t['gave up']} given up, {t['other']} "
+              f"other; RSS before {before / 1024:.0f} MB, peak {r['peak'] / 1024:.0f} MB, after {after / 1024:.0f} MB: "
+              f"{change:+.1%} (target within 10 %: {'met' if abs(change) <= 0.10 else 'NOT met'})")
+    print(f"  queue after: {health['queue']}; VmHWM {hwm / 1024:.0f} MB; after all rounds "
+          f"{(levels[-1] - levels[0]) / levels[0]:+.1%} against the level before the first")
     print(f"  temporary files left: {len(left)} ({sum(n.startswith('zsa-serve-') for n in left)} zsa-serve-* dirs)"
           + (f": {left[:5]}" if left else ""))
-    print(f"  server RSS: before {before / 1024:.0f} MB, peak {max(peak[0], hwm) / 1024:.0f} MB (sampled "
-          f"{peak[0] / 1024:.0f}, VmHWM {hwm / 1024:.0f}), after {after / 1024:.0f} MB: {change:+.1%} "
-          f"(target within 10 %: {'met' if abs(change) <= 0.10 else 'NOT met'})")
-    ok = tally["200"] == args.requests and not left
-    print(f"  all answered 200: {tally['200'] == args.requests}; nothing left: {not left}; server exit code {code} "
+    ok = answered and not left
+    print(f"  all answered 200: {answered}; nothing left: {not left}; server exit code {code} "
           f"(130: stopped by SIGINT) -> {'met' if ok else 'NOT met'}")
-
 
 if __name__ == "__main__":
     main()
