@@ -1,6 +1,12 @@
 """Few-shot adaptation (``zsa adapt``) measured on debian-eval's recordings, and what it leaves untouched.
 
     python benchmarks/adapt_eval.py [--eval ~/zsa-eval] [--corpus ~/zsa-corpus] [--draws 5]
+                                    [--split all|selection|report]
+
+``--split`` (``examples_eval.eval_split``): ``selection`` uses only debian-eval's selection recordings (families whose
+sources made corpus train/val scenes), for examples and test; ``report`` scores only the report recordings (the other
+families), with examples drawn first from a label's selection families (whole families), and adapts the labels that
+keep a report family for test. ``all`` (default) is the protocol below.
 
 Per seeded draw, each debian-eval label with recordings of at least two families is adapted on ``--shots``
 example recordings drawn from some of its families (whole families, so that no take of a test recording's source
@@ -32,10 +38,14 @@ from pathlib import Path
 import numpy as np
 
 
-def _split(families: dict[str, list[int]], shots: int, rng: np.random.Generator) -> tuple[list[int], list[int]]:
-    """Example rows (``shots`` at most, from whole families, leaving one family or more for test) and test rows."""
+def _split(families: dict[str, list[int]], shots: int, rng: np.random.Generator,
+           last: set[str] | None = None) -> tuple[list[int], list[int]]:
+    """Example rows (``shots`` at most, from whole families, leaving one family or more for test) and test rows;
+    the families in ``last`` are the last to give examples."""
     fams = list(families)
     rng.shuffle(fams)
+    if last:
+        fams = [f for f in fams if f not in last] + [f for f in fams if f in last]
     examples: list[int] = []
     used = 0
     for f in fams[:-1]:
@@ -65,6 +75,12 @@ def main() -> None:
     ap.add_argument("--positive-share", type=float, default=None)
     ap.add_argument("--generic", type=int, default=0, help="corpus training scenes as generic negatives")
     ap.add_argument("--json", help="write the per-draw figures here")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from examples_eval import add_split_option, eval_split
+
+    add_split_option(ap)
     args = ap.parse_args()
 
     from zeroshot_audio import load_model
@@ -81,17 +97,18 @@ def main() -> None:
     ds = read_dataset(ev)
     st = open_store(ev / "stores" / "yamnet+logits-hop0.96")
     classes = list(ds.classes)
-    y = ds.label_matrix(classes)
-    xs = [st.get(f) for f in ds.filenames]
+    part = eval_split(ev, args.split)
+    keep = np.asarray([args.split != "selection" or f in part for f in ds.filenames])
+    names = [f for f, k in zip(ds.filenames, keep) if k]
+    y = ds.label_matrix(classes)[keep]
+    xs = [st.get(f) for f in names]
+    scored = np.asarray([args.split != "report" or f in part for f in names])
     fam = {r["filename"]: r["family"] for r in _rows(ev / "clips.csv")}
     emb = base.label_embeddings(classes)
     p_before = base.probability(base.recording_scores(xs, emb))
 
     corpus = None
     if not args.skip_corpus_check:
-        import sys
-
-        sys.path.insert(0, str(Path(__file__).parent))
         from calibration_datasets import corpus_test_set
 
         cxs, cy, cclasses, _ = corpus_test_set(Path(args.corpus))
@@ -113,20 +130,21 @@ def main() -> None:
     by_label: dict[int, dict[str, list[int]]] = {}
     for i in np.flatnonzero(single):
         c = int(np.flatnonzero(y[i])[0])
-        by_label.setdefault(c, {}).setdefault(fam[ds.filenames[i]], []).append(int(i))
-    eligible = [c for c, f in by_label.items() if len(f) >= 2]
+        by_label.setdefault(c, {}).setdefault(fam[names[i]], []).append(int(i))
+    report_fams = {fam[n] for n, s in zip(names, scored) if s} if args.split == "report" else set()
+    eligible = [c for c, f in by_label.items() if len(f) >= 2 and (args.split != "report" or set(f) & report_fams)]
 
     rows = []
     for draw in range(args.draws):
         rng = np.random.default_rng(draw)
         ex_rows: dict[int, list[int]] = {}
         for c in sorted(eligible):
-            e, _ = _split(by_label[c], args.shots, rng)
+            e, _ = _split(by_label[c], args.shots, rng, report_fams)
             if len(e) >= args.min_examples:
                 ex_rows[c] = e
         adapted = sorted(ex_rows)
         used = {r for e in ex_rows.values() for r in e}
-        test = np.asarray([i for i in range(len(xs)) if i not in used])
+        test = np.asarray([i for i in range(len(xs)) if i not in used and scored[i]])
         clips = [xs[r] for c in adapted for r in ex_rows[c]] + generic
         owner = [c for c in adapted for _ in ex_rows[c]] + [-1] * len(generic)
         positive = np.stack([np.asarray(owner) == c for c in adapted], axis=1)
@@ -183,7 +201,8 @@ def main() -> None:
         return float(np.mean(v))
 
     print()
-    print(f"debian-eval recordings, {args.draws} draws, {args.shots} examples per label (min {args.min_examples}), "
+    print(f"debian-eval recordings (--split {args.split}), {args.draws} draws, {args.shots} examples per label "
+          f"(min {args.min_examples}), "
           f"steps {steps}, strength {strength}, features {args.features or A.DEFAULT_FEATURES}, "
           f"generic negatives {args.generic}")
     print(f"adapted labels per draw {mean('labels'):.1f}, example recordings {mean('examples'):.1f}, "

@@ -32,6 +32,38 @@ from pathlib import Path
 
 import numpy as np
 
+SPLITS = ("all", "selection", "report")
+
+
+def eval_split(root: Path, split: str = "all") -> set[str] | None:
+    """debian-eval recordings (``clips.csv`` filenames) of a split, by family; ``None`` for ``"all"``.
+
+    ``provenance.csv`` (next to ``recordings/``) gives each source recording's ``scene_split`` (the corpus split
+    of the scenes built from it: train, val, test or empty). A family (``clips.csv`` ``family``: takes of one
+    source) is in **selection** when all its recordings are train or val, else in **report** (test or empty;
+    a family with both goes to report), so settings chosen on selection are reported on recordings and sources
+    they never saw. ``root`` is the ``recordings/`` folder or its parent."""
+    if split not in SPLITS:
+        raise ValueError(f"--split: {split!r} is not one of {', '.join(SPLITS)}")
+    if split == "all":
+        return None
+    root = Path(root)
+    rec = root if (root / "clips.csv").exists() else root / "recordings"
+    with open(rec.parent / "provenance.csv", newline="", encoding="utf-8") as f:
+        scene = {r["recording"]: r["scene_split"] for r in csv.DictReader(f)}
+    with open(rec / "clips.csv", newline="", encoding="utf-8") as f:
+        fam = {r["filename"]: r["family"] for r in csv.DictReader(f)}
+    report = {fam[f] for f in fam if scene.get(f, "") not in ("train", "val")}
+    part = {f for f in fam if (fam[f] in report) == (split == "report")}
+    return part
+
+
+def add_split_option(ap: argparse.ArgumentParser) -> None:
+    """The ``--split`` option shared by the debian-eval benchmarks."""
+    ap.add_argument("--split", choices=SPLITS, default="all",
+                    help="debian-eval recordings: selection (families of corpus train/val sources; choose here), "
+                         "report (the other families; report here) or all (default: %(default)s)")
+
 
 def proto_classes(tagger, groups, text=None):
     """label_set-equivalent classes from stored clips: ``(emb, Prototypes)`` for example groups (lists of
@@ -95,14 +127,18 @@ def run_systems(tagger, xs, y, names, groups, pick):
     return res, probs
 
 
-def debian_eval(tagger, root: Path, k: int, seed: int):
+def debian_eval(tagger, root: Path, k: int, seed: int, split: str = "all"):
     from zeroshot_audio.data import open_store, read_dataset
 
     ds = read_dataset(root)
+    part = eval_split(root, split)
+    # selection: clips and examples from the selection part only; report: report clips are scored, with examples
+    # from any other family (the selection part included: examples are inputs, not scored)
+    keep = [i for i, f in enumerate(ds.filenames) if split != "selection" or f in part]
     st = open_store(root / "stores" / "yamnet+logits-hop0.96")
-    xs = [st.get(f) for f in ds.filenames]
-    labels = [ds.labels[i][0] for i in range(len(xs))]
-    fams = list(ds.families)
+    xs = [st.get(ds.filenames[i]) for i in keep]
+    labels = [ds.labels[i][0] for i in keep]
+    fams = [ds.families[i] for i in keep]
     by = defaultdict(list)
     for i, lab in enumerate(labels):
         by[lab].append(i)
@@ -118,6 +154,10 @@ def debian_eval(tagger, root: Path, k: int, seed: int):
     y = np.array([[lab == s for s in scored] for lab in labels], np.float32)
     pick = np.array([[key[(li, fams[i])] if labels[i] == s else key[(li, None)] for li, s in enumerate(scored)]
                      for i in range(len(xs))])
+    if split == "report":
+        rows = [i for i, j in enumerate(keep) if ds.filenames[j] in part]
+        cols = np.flatnonzero(y[rows].sum(0) > 0)
+        xs, y, pick = [xs[i] for i in rows], y[np.ix_(rows, cols)], pick[np.ix_(rows, cols)]
     return xs, y, names, groups, pick
 
 
@@ -239,6 +279,7 @@ def main() -> None:
     ap.add_argument("--eval", default=str(Path.home() / "zsa-eval"))
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--fit", action="store_true", help="print the fit of the constants (corpus validation scenes)")
+    add_split_option(ap)
     args = ap.parse_args()
     from zeroshot_audio import load_model
     from zeroshot_audio.evaluation.calibration_report import decision_report
@@ -255,7 +296,8 @@ def main() -> None:
             runs = []
             for seed in range(args.draws):
                 if name.startswith("debian"):
-                    xs, y, names, groups, pick = debian_eval(tagger, Path(args.eval) / "recordings", k, seed)
+                    xs, y, names, groups, pick = debian_eval(tagger, Path(args.eval) / "recordings", k, seed,
+                                                             args.split)
                 else:
                     xs, y, names, groups = cxs, cy, corpus.classes, corpus.draw(k, seed)
                     pick = np.tile(np.arange(len(names)), (len(xs), 1))
@@ -264,7 +306,7 @@ def main() -> None:
                 if k == 3 and seed == 0:
                     calib[name] = {s: decision_report(p, y) for s, p in probs.items()}
             table[(name, k)] = {s: np.array([r[s] for r in runs]) for s in runs[0]}
-    print(f"mean ± std over {args.draws} draws of examples\n")
+    print(f"mean ± std over {args.draws} draws of examples; debian-eval recordings: --split {args.split}\n")
     print("| dataset | examples per class | system | mAP | top-1 |\n|---|---|---|---|---|")
     for (name, k), systems in table.items():
         for s, v in systems.items():
