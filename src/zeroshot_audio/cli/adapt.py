@@ -31,17 +31,18 @@ def _add_adapt_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
-    from ..train.adapt import DEFAULT_FEATURES, DEFAULT_STEPS, DEFAULT_STRENGTH, FEATURES
+    from ..train import adapt
 
-    p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS,
+    p.add_argument("--steps", type=_positive_int, default=adapt.DEFAULT_STEPS,
                    help="optimisation steps (default: %(default)s)")
-    p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
+    p.add_argument("--strength", type=float, default=adapt.DEFAULT_STRENGTH,
                    help="L2 pull of the adapted parameters toward zero, i.e. toward the base model "
                         "(default: %(default)s)")
     p.add_argument("--positive-share", type=float, default=None,
                    help="share of the loss's weight on the examples, in (0, 1); lower it when the sounds are rare in "
-                        "what you tag (default: 0.5 with --negatives, 0.1 without)")
-    p.add_argument("--features", choices=FEATURES, default=DEFAULT_FEATURES,
+                        f"what you tag (default: {adapt.POSITIVE_SHARE} with --negatives, "
+                        f"{adapt.POSITIVE_SHARE_WITHOUT_NEGATIVES} without)")
+    p.add_argument("--features", choices=adapt.FEATURES, default=adapt.DEFAULT_FEATURES,
                    help="what the residual reads: YAMNet's embedding, its class logits, or both (default: "
                         "%(default)s)")
 
