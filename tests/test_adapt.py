@@ -235,3 +235,25 @@ def test_a_damaged_adapted_file_is_one_line(adapted, tmp_path, yamnet_cache):
     (copy / "adapted.npz").unlink()
     with pytest.raises(CheckpointError, match="adapted.npz is missing"):
         load_model(copy)
+
+
+def test_models_info_shows_what_a_model_was_adapted_on(adapted, examples, yamnet_cache, capsys):
+    """`zsa models info DIR` prints the model's description as JSON; an adapted model's names its labels, its base
+    and its example files; the shipped model has no adaptation."""
+    import json
+
+    from zeroshot_audio.cli import main
+
+    root, _ = examples
+    assert main(["models", "info", str(root / "model")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["name"] == "model" and info["embedder"] == "yamnet+logits"
+    assert sorted(info["adapted"]["labels"]) == sorted(LABELS)
+    assert info["adapted"]["example_files"] == 3 * len(LABELS)
+    assert info["adapted"]["base"] == adapted.tagger.trained.info["adapted"]["base"]
+    assert main(["models", "info"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert default["name"] == "default" and "adapted" not in default
+    assert default["classes_trained_on"] == len(adapted.tagger.trained.classes)
+    assert main(["models", "info", str(root / "nothing")]) == 2
+    assert "not a model directory" in capsys.readouterr().err

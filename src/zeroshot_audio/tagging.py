@@ -244,6 +244,36 @@ class Tagger:
                           self.trained.model.forward(xb, mask, emb, prototypes=prototypes).clip_scores)
         return best
 
+    @property
+    def name(self) -> str:
+        """``default`` for the shipped model, else the model directory's name (never a full path)."""
+        try:
+            if Path(self.path).resolve() == DEFAULT_MODEL_DIR.resolve():
+                return "default"
+        except OSError:
+            pass
+        return Path(self.path).name
+
+    def describe(self) -> dict[str, Any]:
+        """What the model is, as ``zsa models info`` and ``GET /v1/models`` show it: name, embedder, label encoder,
+        hop, sample rate, the number of classes trained on and a few of them, the calibration (None when
+        uncalibrated) and, for a model adapted on example clips (``zsa adapt``), what it was adapted on."""
+        trained = self.trained
+        cal = trained.info.get("calibration") or {}
+        calibration = ({k: v for k, v in cal.items() if isinstance(v, (bool, int, float, str))}
+                       if self.calibrated else None)
+        out: dict[str, Any] = {
+            "name": self.name, "embedder": trained.embedder.get("embedder"),
+            "label_encoder": trained.label_encoder.get("name"), "hop": float(self.embedder.hop),
+            "sample_rate": int(self.embedder.sample_rate), "classes_trained_on": len(trained.classes),
+            "calibration": calibration, "labels_example": list(trained.classes[:8])}
+        adapted = trained.info.get("adapted")
+        if adapted:
+            out["adapted"] = {"labels": list(adapted.get("labels", [])), "base": adapted.get("base"),
+                              "example_files": sum(len(v) for v in (adapted.get("examples") or {}).values()),
+                              "settings": adapted.get("settings"), "date": adapted.get("date")}
+        return out
+
     def label_embeddings(self, labels: Sequence[str]) -> np.ndarray:
         """``[L, Ds]``, encoded in batches (a list of 10,000 labels works) and cached on disk."""
         parts = [self.trained.label_embeddings(list(labels[i : i + self.batch_labels]))

