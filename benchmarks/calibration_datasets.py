@@ -49,6 +49,21 @@ def corpus_test_set(corpus: Path) -> tuple[list[np.ndarray], np.ndarray, list[st
     return xs, clips.labels[test], classes, para
 
 
+def recordings_set(eval_root: Path):
+    """debian-eval's recordings as the default model reads them: ``(dataset, store, xs, y, classes, phrasings)``,
+    ``xs`` the stored YAMNet embeddings and logits ``[T, 1024 + 521]`` per recording, ``y [N, C]`` its labels and
+    ``phrasings`` the table of ``phrasings.csv`` (:func:`zeroshot_audio.evaluation.phrasings.read_phrasings`)."""
+    from zeroshot_audio.data import open_store, read_dataset
+    from zeroshot_audio.evaluation.phrasings import read_phrasings
+
+    root = Path(eval_root) / "recordings"
+    ds = read_dataset(root)
+    store = open_store(root / "stores" / "yamnet+logits-hop0.96")
+    classes = list(ds.classes)
+    xs = [store.get(f) for f in ds.filenames]
+    return ds, store, xs, ds.label_matrix(classes), classes, read_phrasings(Path(eval_root) / "phrasings.csv")
+
+
 def _segments(store, row: int) -> np.ndarray:
     x, mask = store.batch([row])
     return x[0, : int(mask[0].sum())]

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration_datasets import recording_probabilities  # noqa: E402
+from calibration_datasets import recording_probabilities, recordings_set  # noqa: E402
+from quality_targets import NOISE_LABELS, noise_clips  # noqa: E402
 
 NOISE = ("Hum", "Noise", "Environmental noise", "Static", "Mains hum", "White noise", "Pink noise")
 
@@ -35,8 +36,7 @@ def main() -> None:
     from zeroshot_audio import load_model
     from zeroshot_audio import model as model_module
     from zeroshot_audio._math import sigmoid
-    from zeroshot_audio.data import open_store, read_dataset
-    from zeroshot_audio.evaluation.phrasings import read_phrasings, scoring_metrics
+    from zeroshot_audio.evaluation.phrasings import scoring_metrics
 
     tagger = load_model("default")
     names = list(tagger.embedder.class_names)
@@ -64,24 +64,12 @@ def main() -> None:
 
     model_module.NumpyModel.anchor_scores = anchor_scores
 
-    ev = Path(args.eval) / "recordings"
-    eds = read_dataset(ev)
-    est = open_store(ev / "stores" / "yamnet+logits-hop0.96")
-    classes = list(eds.classes)
-    y = eds.label_matrix(classes)
-    xs = [est.get(f) for f in eds.filenames]
-    table = read_phrasings(Path(args.eval) / "phrasings.csv")
+    _, _, xs, y, classes, table = recordings_set(Path(args.eval))
     free = ["|".join(table.get(c, {}).get("free", [c])) for c in classes]
 
     sr = 16000
-    rng = np.random.default_rng(0)
-    white = rng.standard_normal(45 * 60 * sr).astype(np.float32)
-    spectrum = np.fft.rfft(white)
-    spectrum[1:] /= np.sqrt(np.arange(1, spectrum.size))
-    pink = np.fft.irfft(spectrum, n=white.size)
-    pink = (pink / np.abs(pink).max() * 10 ** (-30 / 20)).astype(np.float32)
-    loud = (white[: 60 * sr] / 4).astype(np.float32)
-    labels = ["rain", "wind", "water running", "engine", "dog barking", "speech", "applause", "fire crackling"]
+    _, pink, loud = noise_clips(sr)
+    labels = NOISE_LABELS
 
     print("| variant | names mAP | names top-1 | free mAP | free top-1 | pink noise 45 min | white noise 1 min |")
     print("|---|---|---|---|---|---|---|")

@@ -23,7 +23,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-from calibration_datasets import corpus_test_set, recording_probabilities
+from calibration_datasets import corpus_test_set, recording_probabilities, recordings_set
+
+#: The labels the noise files are tagged with.
+NOISE_LABELS = ["rain", "wind", "water running", "engine", "dog barking", "speech", "applause", "fire crackling"]
+
+
+def noise_clips(sr: int = 16000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(white, pink, loud)``: 45 min of white noise (seed 0), the same made pink (1/f power, -30 dBFS peak) and
+    its first minute at about -12 dBFS RMS, float32 at ``sr``."""
+    white = np.random.default_rng(0).standard_normal(45 * 60 * sr).astype(np.float32)
+    spectrum = np.fft.rfft(white)
+    spectrum[1:] /= np.sqrt(np.arange(1, spectrum.size))  # 1/f power: pink noise
+    pink = np.fft.irfft(spectrum, n=white.size)
+    pink = (pink / np.abs(pink).max() * 10 ** (-30 / 20)).astype(np.float32)
+    return white, pink, (white[: 60 * sr] / 4).astype(np.float32)
 
 
 def verdict(ok: bool) -> str:
@@ -40,11 +54,10 @@ def main() -> None:
     args = ap.parse_args()
     from zeroshot_audio import load_model
     from zeroshot_audio.assets.fetch import yamnet_class_map_path
-    from zeroshot_audio.data import open_store, read_dataset
     from zeroshot_audio.embedders.yamnet import read_yamnet_class_names
     from zeroshot_audio.evaluation.calibration_report import decision_report
     from zeroshot_audio.evaluation.metrics import mean_average_precision, top_k_accuracy
-    from zeroshot_audio.evaluation.phrasings import MIN_POSITIVES, evaluate_phrasings, read_phrasings, scoring_metrics
+    from zeroshot_audio.evaluation.phrasings import MIN_POSITIVES, evaluate_phrasings, scoring_metrics
     from zeroshot_audio.train.distill import yamnet_own_scores
 
     tagger = load_model("default")
@@ -71,13 +84,7 @@ def main() -> None:
                  f"(ratio {m_para / m_names:.2f})", m_para >= 0.9 * m_names))
     cal = [("corpus test (in-sample)", p_names, y)]
 
-    ev = Path(args.eval) / "recordings"
-    eds = read_dataset(ev)
-    est = open_store(ev / "stores" / "yamnet+logits-hop0.96")
-    eclasses = list(eds.classes)
-    ey = eds.label_matrix(eclasses)
-    exs = [est.get(f) for f in eds.filenames]
-    table = read_phrasings(Path(args.eval) / "phrasings.csv")
+    eds, est, exs, ey, eclasses, table = recordings_set(Path(args.eval))
     cache: dict[tuple[str, ...], np.ndarray] = {}
 
     def score_texts(texts: list[str]) -> np.ndarray:
@@ -126,16 +133,10 @@ def main() -> None:
 
     # noise: 45 min of quiet pink-ish noise and 1 min of loud white noise
     sr = 16000
-    rng = np.random.default_rng(0)
-    labels = ["rain", "wind", "water running", "engine", "dog barking", "speech", "applause", "fire crackling"]
-    white = rng.standard_normal(45 * 60 * sr).astype(np.float32)
-    spectrum = np.fft.rfft(white)
-    spectrum[1:] /= np.sqrt(np.arange(1, spectrum.size))  # 1/f power: pink noise
-    pink = np.fft.irfft(spectrum, n=white.size)
-    pink = (pink / np.abs(pink).max() * 10 ** (-30 / 20)).astype(np.float32)
+    labels = NOISE_LABELS
+    white, pink, loud = noise_clips(sr)
     res = tagger.tag(pink, labels=labels, sample_rate=sr)
     n_quiet = sum(len(r.events) for r in res.labels)
-    loud = (white[: 60 * sr] / 4).astype(np.float32)  # about -12 dBFS RMS
     res_loud = tagger.tag(loud, labels=labels, sample_rate=sr)
     n_loud = sum(len(r.events) for r in res_loud.labels)
     top_loud = res_loud.labels[0]

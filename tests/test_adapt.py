@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -169,9 +170,7 @@ def test_adapting_an_adapted_model_keeps_the_other_labels(adapted, examples, tmp
     root, held = examples
     only = tmp_path / "ex"
     for label in ("hum", "beeping"):
-        (only / label).mkdir(parents=True)
-        for f in sorted((root / "ex" / label).iterdir()):
-            (only / label / f.name).write_bytes(f.read_bytes())
+        shutil.copytree(root / "ex" / label, only / label)
     res = adapt_model(root / "model", only, tmp_path / "again", steps=20)
     assert set(res.tagger.trained.model.adaptation.labels) == set(LABELS)
     a, b = _probs(adapted.tagger, held["dog"], ["dog", "cow"]), _probs(res.tagger, held["dog"], ["dog", "cow"])
@@ -182,9 +181,7 @@ def test_bad_input_warns_and_goes_on(tagger, examples, tmp_path, capsys, caplog,
     root, _ = examples
     ex = tmp_path / "ex"
     for label in ("dog", "hum"):
-        (ex / label).mkdir(parents=True)
-        for f in sorted((root / "ex" / label).iterdir()):
-            (ex / label / f.name).write_bytes(f.read_bytes())
+        shutil.copytree(root / "ex" / label, ex / label)
     (ex / "dog" / "broken.wav").write_bytes(b"RIFF not really a wave file")
     (ex / "empty").mkdir()
     (ex / "cat").mkdir()

@@ -41,11 +41,26 @@ _NET_CALL = re.compile(r"\b(connect|sendto|sendmsg|sendmmsg)\(")
 _LOOPBACK = re.compile(r'inet_addr\("127\.|inet_pton\(AF_INET6, "::1"|inet_pton\(AF_INET6, "::ffff:127\.')
 
 
-def _non_local_calls(trace: str) -> list[str]:
-    """Lines of an strace log that connect or send to anything but a Unix socket or the loopback."""
+def _strace() -> str:
+    """The path of strace, or skip the test saying why the network watch cannot run."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (apt-get install strace): the network watch needs it")
+    if subprocess.run([strace, "-f", "-o", os.devnull, "true"], capture_output=True).returncode != 0:
+        pytest.skip("strace cannot trace here (ptrace not permitted): the network watch needs it")
+    return strace
+
+
+def _loopback(line: str) -> bool:
+    return bool(_LOOPBACK.search(line))
+
+
+def _non_local_calls(trace: str, local=_loopback) -> list[str]:
+    """Lines of an strace log that connect or send to anything but a Unix socket or what ``local(line)`` accepts
+    (default: the loopback)."""
     bad = []
     for line in trace.splitlines():
-        if not _NET_CALL.search(line) or "AF_UNIX" in line or "AF_NETLINK" in line or _LOOPBACK.search(line):
+        if not _NET_CALL.search(line) or "AF_UNIX" in line or "AF_NETLINK" in line or local(line):
             continue
         if "sin_port" in line or "sin6_port" in line or "events.data" in line:
             bad.append(line)
@@ -55,11 +70,7 @@ def _non_local_calls(trace: str) -> list[str]:
 def test_tag_makes_no_network_call_and_writes_no_telemetry(tmp_path, yamnet_files):
     """`zsa tag` under strace for 14 s: without ORT_DISABLE_TELEMETRY onnxruntime looks up its telemetry host
     after about 9-14 s (measured with onnxruntime 1.32) and writes ~/.cache/Microsoft/... at once."""
-    strace = shutil.which("strace")
-    if strace is None:
-        pytest.skip("strace is not installed (apt-get install strace): the network watch needs it")
-    if subprocess.run([strace, "-f", "-o", os.devnull, "true"], capture_output=True).returncode != 0:
-        pytest.skip("strace cannot trace here (ptrace not permitted): the network watch needs it")
+    strace = _strace()
     import soundfile as sf
 
     audio = tmp_path / "audio"
@@ -429,11 +440,7 @@ def test_serve_makes_no_network_call_but_its_answers(tmp_path, yamnet_files):
     tagging a file meanwhile: every connect or addressed send stays on the loopback or a Unix socket."""
     pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'zeroshot-audio[serve]')")
     httpx = pytest.importorskip("httpx")
-    strace = shutil.which("strace")
-    if strace is None:
-        pytest.skip("strace is not installed (apt-get install strace): the network watch needs it")
-    if subprocess.run([strace, "-f", "-o", os.devnull, "true"], capture_output=True).returncode != 0:
-        pytest.skip("strace cannot trace here (ptrace not permitted): the network watch needs it")
+    strace = _strace()
     home = tmp_path / "home"
     home.mkdir()
     log = tmp_path / "strace.txt"
@@ -481,6 +488,12 @@ def test_serve_makes_no_network_call_but_its_answers(tmp_path, yamnet_files):
 # Issue 12: `zsa tag --engine ray` starts a local Ray instance whose processes reach no other machine.
 
 
+def _to_this_machine(line: str) -> bool:
+    """Whether the strace line's address (when it names one) belongs to this machine."""
+    m = re.search(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"', line)
+    return m is None or _this_machine(m.group(1) or m.group(2))
+
+
 def _this_machine(address: str) -> bool:
     """Whether ``address`` (IPv4, IPv6 or IPv4-mapped IPv6) belongs to this machine: only a local address binds."""
     import socket
@@ -503,11 +516,7 @@ def test_ray_engine_reaches_no_other_machine(tmp_path, yamnet_files):
     metadata.google.internal which cloud it runs on, even with usage statistics off: zsa sends that to a dead
     loopback proxy)."""
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'zeroshot-audio[ray]')")
-    strace = shutil.which("strace")
-    if strace is None:
-        pytest.skip("strace is not installed (apt-get install strace): the network watch needs it")
-    if subprocess.run([strace, "-f", "-o", os.devnull, "true"], capture_output=True).returncode != 0:
-        pytest.skip("strace cannot trace here (ptrace not permitted): the network watch needs it")
+    strace = _strace()
     home = tmp_path / "home"
     home.mkdir()
     log = tmp_path / "strace.txt"
@@ -520,12 +529,5 @@ def test_ray_engine_reaches_no_other_machine(tmp_path, yamnet_files):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     trace = log.read_text(errors="replace")
-    remote = set()
-    for line in trace.splitlines():
-        if not _NET_CALL.search(line) or "AF_UNIX" in line or "AF_NETLINK" in line:
-            continue
-        m = re.search(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"', line)
-        if m and not _this_machine(m.group(1) or m.group(2)):
-            remote.add(line.split(" ", 1)[1][:160])
     assert "connect(" in trace  # the watch saw Ray's own connections
-    assert sorted(remote) == []
+    assert _non_local_calls(trace, local=_to_this_machine) == []

@@ -8,30 +8,14 @@ import os
 import sys
 
 from .._errors import ParameterError
-from ._common import _positive_float, _positive_int
+from ._common import _int_in, _positive_float, _positive_int
 
 #: Environment variable that holds the bearer token when ``--token`` is not given.
 TOKEN_ENV = "ZSA_TOKEN"
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}")
-    return value
+_non_negative_int = _int_in(0, None, "an integer >= 0")
+_port = _int_in(0, 65535, "a port number 0..65535")
 
 
 def _add_serve_parser(sub: argparse._SubParsersAction) -> None:
