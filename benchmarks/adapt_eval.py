@@ -73,6 +73,7 @@ def main() -> None:
     ap.add_argument("--strength", type=float, default=None)
     ap.add_argument("--features", default=None)
     ap.add_argument("--positive-share", type=float, default=None)
+    ap.add_argument("--residual", default=None, help="full or direction (default: the library's)")
     ap.add_argument("--generic", type=int, default=0, help="corpus training scenes as generic negatives")
     ap.add_argument("--json", help="write the per-draw figures here")
     import sys
@@ -161,7 +162,8 @@ def main() -> None:
                                          window=base.window_segments, steps=steps, strength=strength,
                                          features=args.features or A.DEFAULT_FEATURES,
                                          positive_share=args.positive_share or (
-                                             A.POSITIVE_SHARE if generic else A.POSITIVE_SHARE_WITHOUT_NEGATIVES))
+                                             A.POSITIVE_SHARE if generic else A.POSITIVE_SHARE_WITHOUT_NEGATIVES),
+                                         residual=args.residual or A.DEFAULT_RESIDUAL)
         fit_s = time.perf_counter() - t0
         model = NumpyModel(base.trained.config, base.trained.model.params, adaptation=adaptation)
         tagger = _with_model(base, model)

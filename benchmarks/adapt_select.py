@@ -35,7 +35,8 @@ from adapt_eval import _split, _with_model  # noqa: E402
 from examples_eval import Corpus, eval_split  # noqa: E402
 
 GRID = {"features": ["embedding", "both", "logits"], "positive_share": [0.03, 0.1, 0.2, 0.5],
-        "steps": [30, 100, 300], "strength": [0.1, 0.3, 1.0, 3.0], "generic": [0, 50, 200, 500]}
+        "steps": [30, 100, 300], "strength": [0.1, 0.3, 1.0, 3.0], "generic": [0, 50, 200, 500],
+        "residual": ["full", "direction"]}
 
 
 class Setup:
@@ -65,7 +66,7 @@ class Setup:
             gen = [train[j] for j in order[:max(GRID["generic"])]]
             self.draws.append((labs, clips, owner, gen))
 
-    def run(self, features, positive_share, steps, strength, generic):
+    def run(self, features, positive_share, steps, strength, generic, residual="full"):
         from zeroshot_audio.evaluation.calibration_report import decision_report
         from zeroshot_audio.evaluation.metrics import mean_average_precision
         from zeroshot_audio.train.adapt import fit_adaptation
@@ -82,7 +83,7 @@ class Setup:
             ad, _ = fit_adaptation(base.trained.model, [c.classes[i] for i in labs], self.emb[labs], allc,
                                    positive, negative, scale=base.scale, bias=base.bias,
                                    window=base.window_segments, steps=steps, strength=strength,
-                                   features=features, positive_share=positive_share)
+                                   features=features, positive_share=positive_share, residual=residual)
             t = _with_model(base, self.NumpyModel(base.trained.config, base.trained.model.params, adaptation=ad))
             pa = t.probability(t.recording_scores(self.xs, self.emb[labs]))
             y = self.y[:, labs]
@@ -139,7 +140,7 @@ class DebianSetup:
                              for a in labs])
             self.draws.append((labs, clips, owner, gen, np.asarray(gneg, bool), test))
 
-    def run(self, features, positive_share, steps, strength, generic):
+    def run(self, features, positive_share, steps, strength, generic, residual="full"):
         from zeroshot_audio.evaluation.calibration_report import decision_report
         from zeroshot_audio.evaluation.metrics import mean_average_precision
         from zeroshot_audio.train.adapt import fit_adaptation
@@ -154,7 +155,7 @@ class DebianSetup:
             ad, _ = fit_adaptation(base.trained.model, [self.classes[i] for i in labs], self.emb[labs], allc,
                                    positive, negative, scale=base.scale, bias=base.bias,
                                    window=base.window_segments, steps=steps, strength=strength,
-                                   features=features, positive_share=positive_share)
+                                   features=features, positive_share=positive_share, residual=residual)
             t = _with_model(base, self.NumpyModel(base.trained.config, base.trained.model.params, adaptation=ad))
             xs = [self.xs[i] for i in test]
             pa = t.probability(t.recording_scores(xs, self.emb[labs]))
@@ -205,7 +206,7 @@ def main() -> None:
         return cfg
 
     previous = {"features": A.DEFAULT_FEATURES, "positive_share": A.POSITIVE_SHARE, "steps": A.DEFAULT_STEPS,
-                "strength": A.DEFAULT_STRENGTH, "generic": 200}
+                "strength": A.DEFAULT_STRENGTH, "generic": 200, "residual": A.DEFAULT_RESIDUAL}
     if args.on == "corpus":
         print(f"corpus validation scenes, {args.draws} draws of {args.labels} classes, 3 training-scene examples each")
     else:
@@ -213,7 +214,7 @@ def main() -> None:
               f"{np.mean([len(d[0]) for d in s.draws]):.1f}, 3 examples each from whole families, test recordings "
               f"{np.mean([len(d[-1]) for d in s.draws]):.1f}")
     print("with generic negatives (previous defaults first):")
-    chosen = search(previous, ["features", "positive_share", "steps", "strength", "generic"])
+    chosen = search(previous, ["residual", "features", "positive_share", "steps", "strength", "generic"])
     print(f"chosen: {chosen}, criterion {score(chosen):.3f} (previous {score(previous):.3f})")
     print("without generic negatives (the other labels' examples only): positives' share and strength")
     no_gen = search({**chosen, "generic": 0}, ["positive_share", "strength"])

@@ -1,11 +1,14 @@
 """Regenerate docs/results.md and docs/results.json: the paper's comparison on the open corpus.
 
     python benchmarks/corpus_results.py [--data ~/zsa-corpus] [--work ~/zsa-results] [--docs docs]
+                                        [--eval ~/zsa-eval] [--reuse]
 
 Builds the corpus when DATA does not exist (`zsa corpus build debian-sfx --out DATA`, seed 0), then runs
 `zsa benchmark` (which embeds DATA into its cached stores first) for the main comparison, without and with
-YAMNet distillation, and the ablations, the cross-dataset test, draws an attention figure, and writes the
-tables. Every number in docs/results.md comes from this script; each table names the command behind it.
+YAMNet distillation, and the ablations, the cross-dataset test, labels given by example
+(``benchmarks/examples_eval.py --draws 3 --json WORK/examples/results.json``, which needs debian-eval at
+``--eval``), draws an attention figure, and writes the tables. Every number in docs/results.md comes from
+this script; each table names the command behind it.
 Needs the YAMNet weights (`zsa models fetch`) and, for the SoundFont instruments, the renderer:
 `pip install --no-deps tinysoundfont==0.3.7` (its wheel declares pyaudio, which is not needed). About 25
 minutes on a 2-core machine from a warm download cache; `--reuse` keeps benchmark results already in --work.
@@ -17,6 +20,7 @@ import argparse
 import contextlib
 import io
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -74,6 +78,26 @@ def temporal_table(res: dict) -> list[str]:
     return lines
 
 
+def examples_section(ex: dict) -> list[str]:
+    """The labels-given-by-example table (``benchmarks/examples_eval.py --json``): mAP (top-1) per system."""
+    systems = ["text", "examples", "text + examples", "baseline (mean embedding, cosine)"]
+    lines = [f"`{ex['command']}`: labels defined by example clips (`zsa tag --examples DIR`), alone, with their "
+             f"text, and the baseline (mean YAMNet embedding, cosine); mean over {ex['draws']} draws of examples. "
+             "debian-eval recordings are scored against examples from other families (other sources); the corpus's "
+             "test scenes against examples from training scenes of other source recordings. Method, variants and "
+             "calibration: [examples.md](examples.md).", "",
+             "| dataset | examples per class | " + " | ".join(f"{s} mAP (top-1)" for s in systems) + " |",
+             "|---|---|" + "---|" * len(systems)]
+    rows: dict[tuple, dict] = {}
+    for r in ex["table"]:
+        rows.setdefault((r["dataset"], r["k"]), {})[r["system"]] = r
+    for (name, k), sy in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        lines.append(f"| {name} | {k} | " + " | ".join(f"{sy[s]['map']:.3f} ({sy[s]['top1']:.3f})" for s in systems)
+                     + " |")
+    return lines + ["", "Few-shot adaptation of a model on the examples (`zsa adapt`), measured on debian-eval: "
+                    "[adapt.md](adapt.md).", ""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(Path.home() / "zsa-corpus"))
@@ -82,6 +106,8 @@ def main() -> None:
                     help="second dataset (SoundFont instrument scenes) for the cross-dataset test")
     ap.add_argument("--docs", default="docs")
     ap.add_argument("--reuse", action="store_true", help="reuse results already in --work instead of rerunning")
+    ap.add_argument("--eval", default=str(Path.home() / "zsa-eval"),
+                    help="debian-eval (zsa corpus build debian-eval) for the labels given by example")
     args = ap.parse_args()
     data, work, docs = Path(args.data), Path(args.work), Path(args.docs)
     reuse = args.reuse
@@ -96,6 +122,14 @@ def main() -> None:
         seconds[key] = res["seconds"]  # the protocol's own time (embedding excluded)
         return res
 
+    examples_json = work / "examples" / "results.json"
+    if not (reuse and examples_json.is_file()):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, str(Path(__file__).parent / "examples_eval.py"), "--corpus", str(data),
+                        "--eval", args.eval, "--draws", "3", "--json", str(examples_json)], check=True,
+                       stdout=subprocess.DEVNULL)
+        seconds["examples"] = time.perf_counter() - t0
+    examples = json.loads(examples_json.read_text())
     results = {key: bench(key, extra) for key, _, extra in MAIN}
     ablations = {key: bench(f"ablation-{key}", [*ABLATION_ARGS, *extra]) for key, _, extra in ABLATIONS}
     cross = cross_dataset(data, Path(args.instruments), work, seconds)
@@ -115,7 +149,7 @@ def main() -> None:
     figure = docs / "figures" / "attention-unseen.png"
     run(["plot", str(work / "model-fold0"), str(data), "--store", str(store), "--clip", clip, "--out", str(figure)])
 
-    write_docs(docs, results, ablations, cross, seconds, clip, fold0)
+    write_docs(docs, results, ablations, cross, seconds, clip, fold0, examples)
 
 
 def cross_dataset(data: Path, inst: Path, work: Path, seconds: dict) -> dict:
@@ -218,7 +252,7 @@ def anchored_bullet(systems: dict, zsl, d: str) -> list[str]:
 
 
 def write_docs(docs: Path, results: dict, ablations: dict, cross: dict, seconds: dict, clip: str,
-               fold0: dict) -> None:
+               fold0: dict, examples: dict) -> None:
     p = results["paper"]
     lines = ["# Results on the open corpus", "",
              "Generated by `python benchmarks/corpus_results.py` (corpus seed 0, protocol seed 0, 5 class folds, "
@@ -262,9 +296,8 @@ def write_docs(docs: Path, results: dict, ablations: dict, cross: dict, seconds:
               "## The shipped model", "",
               "The anchored model, the references it is measured against on the corpus and on debian-eval (mAP, "
               "top-1, wordings, calibration, events, noise): [quality.md](quality.md).", "",
-              "## Labels given by example", "",
-              "Labels defined by example clips (`zsa tag --examples DIR`), with text, alone, and next to the "
-              "mean-embedding baseline, on the corpus and debian-eval: [examples.md](examples.md).", ""]
+              "## Labels given by example", ""]
+    lines += examples_section(examples)
     (docs / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (docs / "results.json").write_text(json.dumps({"main": results, "ablations": {
         k: {s: v["zsl"] for s, v in r["systems"].items()} for k, r in ablations.items()}, "cross_dataset": cross,

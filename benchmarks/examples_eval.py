@@ -18,13 +18,15 @@ Scores come from the shipped model's real path (:meth:`Tagger.label_set` classes
 Systems: text (the label's name), examples only, text + examples, and the baseline: the mean YAMNet embedding of
 the examples' segments, cosine with each segment (max) or with the clip's mean embedding (the better of the two
 is reported). Mean ± std over ``--draws`` seeded draws of examples. ``--fit`` prints the fit of
-``EXAMPLE_SCALE``/``EXAMPLE_BIAS`` and ``TEXT_MIX`` on the corpus's validation scenes (k = 3, train examples).
+``EXAMPLE_SCALE``/``EXAMPLE_BIAS`` and ``EXAMPLE_LIFT`` on the corpus's validation scenes (k = 3, train examples).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -67,8 +69,8 @@ def add_split_option(ap: argparse.ArgumentParser) -> None:
 
 def proto_classes(tagger, groups, text=None):
     """label_set-equivalent classes from stored clips: ``(emb, Prototypes)`` for example groups (lists of
-    [T, D] arrays), with ``text`` (names, one per group) blended in when given."""
-    from zeroshot_audio.examples import EXAMPLE_BIAS, EXAMPLE_SCALE, class_profile, prototype, text_mix
+    [T, D] arrays), with ``text`` (names, one per group) lifted by them when given."""
+    from zeroshot_audio.examples import EXAMPLE_BIAS, EXAMPLE_LIFT, EXAMPLE_SCALE, prototype
     from zeroshot_audio.model import Prototypes
 
     cfg = tagger.trained.config
@@ -76,13 +78,9 @@ def proto_classes(tagger, groups, text=None):
     v = np.stack([prototype(g, audio_dim=cfg.audio_dim, silence=silence) for g in groups])
     if text is None:
         emb = np.zeros((len(groups), cfg.text_dim), np.float32)
-        mix = np.ones(len(groups), np.float32)
-    else:
-        emb = tagger.label_embeddings(text)
-        w = tagger.trained.model.anchor_weights(emb)
-        mix = np.asarray([text_mix(class_profile(g, audio_dim=cfg.audio_dim, silence=silence), w[j])
-                          for j, g in enumerate(groups)], np.float32)
-    return emb, Prototypes(v, mix, EXAMPLE_SCALE, EXAMPLE_BIAS)
+        return emb, Prototypes(v, np.ones(len(groups), np.float32), EXAMPLE_SCALE, EXAMPLE_BIAS)
+    return tagger.label_embeddings(text), Prototypes(v, np.zeros(len(groups), np.float32), EXAMPLE_SCALE,
+                                                     EXAMPLE_BIAS, np.full(len(groups), EXAMPLE_LIFT, np.float32))
 
 
 def baseline(xs, groups):
@@ -206,9 +204,9 @@ class Corpus:
 
 
 def fit(tagger, corpus):
-    """The fit behind EXAMPLE_SCALE, EXAMPLE_BIAS (fixed point: the scale changes attention) and TEXT_MIX."""
+    """The fit behind EXAMPLE_SCALE, EXAMPLE_BIAS (fixed point: the scale changes attention) and EXAMPLE_LIFT."""
     from zeroshot_audio.evaluation.calibration_report import decision_report, fit_decision_calibration
-    from zeroshot_audio.examples import TEXT_MIX
+    from zeroshot_audio.examples import EXAMPLE_LIFT
     from zeroshot_audio.model import Prototypes
 
     xs, y = corpus.split_set("val")
@@ -226,13 +224,13 @@ def fit(tagger, corpus):
         a = new_a
     print(f"fitted EXAMPLE_SCALE {new_a:.2f} EXAMPLE_BIAS {bias:.2f}")
     temb = tagger.label_embeddings(corpus.classes)
-    for m in np.round(np.arange(0, 1.01, 0.1), 2):
-        p = Prototypes(pr.vectors, np.full(len(groups), m, np.float32), new_a, bias)
+    for m in np.round(np.arange(0, 1.01, 0.1), 2):  # the lift of text by examples, fixed for every label
+        p = Prototypes(pr.vectors, np.zeros(len(groups), np.float32), new_a, bias, np.full(len(groups), m, np.float32))
         f = tagger.recording_scores(xs, temb, prototypes=p)
         r = decision_report(tagger.probability(f), y)
         mp, t1 = metrics(y, f)
-        print(f"TEXT_MIX {m:.1f}: val mAP {mp:.3f} top-1 {t1:.3f} F1@0.5 {r['f1_at_0.5']:.3f} best {r['f1_best']:.3f}"
-              + ("  <- shipped" if abs(m - TEXT_MIX) < 1e-6 else ""))
+        print(f"EXAMPLE_LIFT {m:.1f}: val mAP {mp:.3f} top-1 {t1:.3f} F1@0.5 {r['f1_at_0.5']:.3f} "
+              f"best {r['f1_best']:.3f}" + ("  <- shipped" if abs(m - EXAMPLE_LIFT) < 1e-6 else ""))
 
 
 def speed(tagger):
@@ -279,6 +277,7 @@ def main() -> None:
     ap.add_argument("--eval", default=str(Path.home() / "zsa-eval"))
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--fit", action="store_true", help="print the fit of the constants (corpus validation scenes)")
+    ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON (read by corpus_results.py)")
     add_split_option(ap)
     args = ap.parse_args()
     from zeroshot_audio import load_model
@@ -333,6 +332,20 @@ def main() -> None:
     ok = build < 10 and t_ex <= 1.1 * t_text
     print(f"  {'PASS' if ok else 'FAIL'}  (c) 100 labels from 300 clips in {build:.2f} s (< 10 s); tagging "
           f"{t_ex * 1000:.0f} ms with example labels vs {t_text * 1000:.0f} ms with text (within 10 %)")
+    if args.json:
+        argv = [a.replace(str(Path.home()), "~") for a in sys.argv[1:]]
+        out = {"command": "python benchmarks/examples_eval.py " + " ".join(argv), "draws": args.draws,
+               "split": args.split,
+               "table": [{"dataset": name, "k": k, "system": s, "map": float(v[:, 0].mean()),
+                          "map_std": float(v[:, 0].std()), "top1": float(v[:, 1].mean()),
+                          "top1_std": float(v[:, 1].std())}
+                         for (name, k), systems in table.items() for s, v in systems.items()],
+               "calibration": {name: {s: {k: float(r[k]) for k in ("f1_at_0.5", "f1_best")} for s, r in sy.items()}
+                               for name, sy in calib.items()},
+               "speed": {"build_seconds": build, "labels": n, "tag_text_ms": t_text * 1000,
+                         "tag_examples_ms": t_ex * 1000}}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

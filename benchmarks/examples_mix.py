@@ -1,4 +1,5 @@
-"""How to combine a label's text and its examples: variants of the mix, chosen on the corpus's validation scenes.
+"""How to combine a label's text and its examples: variants of the combination, chosen on the corpus's validation
+scenes.
 
     python benchmarks/examples_mix.py [--corpus ~/zsa-corpus] [--eval ~/zsa-eval] [--draws 3]
                                       [--choose corpus-val|selection] [--split all|selection|report]
@@ -10,12 +11,21 @@
 With 3 examples per class. Each variant's parameters are chosen by mAP on the corpus's *validation* scenes
 (examples from training scenes, draws 100, 101, ...), then the chosen setting is reported on debian-eval's
 recordings and the corpus's test scenes (the protocol of ``benchmarks/examples_eval.py``, draws 0, 1, ...).
-Variants (``m``: the examples' weight, per label):
+``s`` is a segment's text score, ``e`` its examples' score, ``m`` the examples' weight per label.
 
-- fixed: ``m`` one number (``TEXT_MIX``, shipped before, and still for models without class scores);
-- agreement (shipped: ``zeroshot_audio.examples.text_mix``): ``m = lo + (hi - lo) * a``, ``a`` the cosine
-  between the examples' YAMNet class profile (mean class probabilities of their sound segments) and the text's
-  anchor weights over the same classes;
+Lifting (shipped: ``s <- s + m * max(0, e - s)``, the examples raise the text's segments toward theirs and never
+lower them; ``zeroshot_audio.model.Prototypes`` ``lift``):
+
+- lift, fixed (shipped: ``zeroshot_audio.examples.EXAMPLE_LIFT``): ``m`` one number;
+- lift, agreement: ``m = lo + (hi - lo) * a``, ``a`` the cosine between the examples' YAMNet class profile (mean
+  class probabilities of their sound segments, per clip then over clips: ``class_profile``) and the text's anchor
+  weights over the same classes.
+
+Blending (shipped before: ``s <- (1 - m) s + m e``, which also lowers the text's segments that the examples do not
+sound like):
+
+- fixed: ``m`` one number;
+- agreement: ``m = lo + (hi - lo) * a`` as above (shipped before, lo 0.25, hi 1);
 - text anchor: ``m = lo + (hi - lo) * t``, ``t`` the text's largest cosine with an AudioSet class name (a text far
   from every class trusts the examples more when ``lo > hi``);
 - leave-one-out: ``m = lo + (hi - lo) * r``, ``r`` the share of the label's examples that the examples-only class
@@ -40,11 +50,23 @@ from examples_eval import Corpus, add_split_option, debian_eval, metrics  # noqa
 LEVELS = [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
+def class_profile(clips, *, audio_dim, silence):
+    """``[K]``: YAMNet's class probabilities of the examples' sound segments, averaged per clip, then over clips."""
+    from zeroshot_audio._math import sigmoid
+    from zeroshot_audio.examples import sound_segments
+
+    per_clip = []
+    for x in clips:
+        keep = sound_segments(x, audio_dim=audio_dim, silence=silence)
+        per_clip.append(sigmoid(np.asarray(x, np.float64)[keep, audio_dim:]).mean(axis=0))
+    return np.mean(per_clip, axis=0)
+
+
 class Case:
     """One draw on one dataset: clips, truth, and per class group its text, prototype and statistics."""
 
     def __init__(self, tagger, xs, y, names, groups, pick):
-        from zeroshot_audio.examples import EXAMPLE_BIAS, EXAMPLE_SCALE, class_profile, prototype
+        from zeroshot_audio.examples import EXAMPLE_BIAS, EXAMPLE_SCALE, prototype
         from zeroshot_audio.model import Prototypes
 
         self.tagger, self.xs, self.y, self.pick = tagger, xs, y, pick
@@ -53,6 +75,8 @@ class Case:
         model = tagger.trained.model
         silence = list(tagger.embedder.class_names).index("Silence")
         self.P = lambda v, m: Prototypes(v, np.asarray(m, np.float32), EXAMPLE_SCALE, EXAMPLE_BIAS)
+        self.L = lambda v, m: Prototypes(v, np.zeros(len(v), np.float32), EXAMPLE_SCALE, EXAMPLE_BIAS,
+                                         np.asarray(m, np.float32))
         self.v = np.stack([prototype(g, audio_dim=cfg.audio_dim, silence=silence) for g in groups])
         self.temb = tagger.label_embeddings(names)
         w = model.anchor_weights(self.temb)
@@ -98,7 +122,16 @@ class Case:
         f = self.tagger.recording_scores(self.xs, self.temb, prototypes=self.P(self.v, m))
         return metrics(self.y, f[self.rows, self.pick])[0]
 
+    def lift(self, m):
+        f = self.tagger.recording_scores(self.xs, self.temb, prototypes=self.L(self.v, m))
+        return metrics(self.y, f[self.rows, self.pick])[0]
+
     def variant(self, kind, params):
+        if kind == "lift, fixed":
+            return self.lift(np.full(len(self.v), params[0]))
+        if kind == "lift, agreement":
+            lo, hi = params
+            return self.lift(np.clip(lo + (hi - lo) * self.agree, 0, 1))
         if kind == "fixed":
             return self.blend(np.full(len(self.v), params[0]))
         if kind in ("agreement", "text anchor", "leave-one-out"):
@@ -112,7 +145,9 @@ class Case:
         return metrics(self.y, (1 - m) * p(self.f_text) + m * p(self.f_ex))[0]
 
 
-GRIDS = {"fixed": [(m,) for m in np.round(np.arange(0, 1.01, 0.1), 2)],
+GRIDS = {"lift, fixed": [(m,) for m in np.round(np.arange(0, 1.01, 0.1), 2)],
+         "lift, agreement": list(itertools.product(LEVELS, LEVELS)),
+         "fixed": [(m,) for m in np.round(np.arange(0, 1.01, 0.1), 2)],
          "agreement": list(itertools.product(LEVELS, LEVELS)),
          "text anchor": list(itertools.product(LEVELS, LEVELS)),
          "leave-one-out": list(itertools.product(LEVELS, LEVELS)),
@@ -131,7 +166,7 @@ def main() -> None:
     add_split_option(ap)
     args = ap.parse_args()
     from zeroshot_audio import load_model
-    from zeroshot_audio.examples import MIX_HIGH, MIX_LOW
+    from zeroshot_audio.examples import EXAMPLE_LIFT
 
     tagger = load_model("default")
     corpus = Corpus(Path(args.corpus))
@@ -165,13 +200,12 @@ def main() -> None:
         ok = "PASS" if d >= max(text["debian"], ex["debian"]) else "FAIL"
         print(f"| {label} | {', '.join(f'{v:g}' for v in p)} | {score:.3f} | {t:.3f} | {d:.3f} | {ok} |", flush=True)
 
-    row("agreement", "agreement, shipped", (MIX_LOW, MIX_HIGH))
+    row("lift, fixed", "lift, fixed, shipped", (EXAMPLE_LIFT,))
+    row("agreement", "blend, agreement, shipped before", (0.25, 1.0))
     for kind, grid in GRIDS.items():
         scores = {p: np.mean([c.variant(kind, p) for c in val]) for p in grid}
         best = max(grid, key=lambda p: scores[p])
-        row(kind, kind, best, scores[best])
-        if kind == "fixed":
-            row(kind, "fixed, shipped before 0.5", (0.5,), scores[(0.5,)])
+        row(kind, kind if kind.startswith("lift") else f"blend, {kind}", best, scores[best])
     for name, cs in ((chooser, val), (dname, deb)):
         c = np.concatenate([x.agree for x in cs]), np.concatenate([x.textmax for x in cs]), \
             np.concatenate([x.loo for x in cs])

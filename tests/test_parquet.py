@@ -187,3 +187,25 @@ def test_plain_tag_imports_neither_pyarrow_nor_ray(embedder, tmp_path):
     env = {**os.environ, "ZSA_CACHE_DIR": str(Path(embedder.model_path).parents[2])}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.stderr.strip().splitlines()[-1] == "0 []", done.stderr
+
+
+def test_a_second_run_into_a_busy_results_directory_stops_with_one_line(tagger, tmp_path, capsys, yamnet_cache):
+    """Another process holds the directory (as a running `zsa tag --out` does): a second run refuses it, touches no
+    file in it, and runs once the first has ended."""
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom zeroshot_audio.writers import ParquetWriter\n"
+         f"with ParquetWriter({str(out)!r}).locked():\n    print('held', flush=True)\n    sys.stdin.readline()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = sorted(p.name for p in out.iterdir())
+        assert main(["tag", str(EXAMPLES / "dog.flac"), "--labels", "rain", "--out", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "another run is writing into this results directory" in err[0]
+        assert f"pid {holder.pid}" in err[0] and str(out) in err[0]
+        assert sorted(p.name for p in out.iterdir()) == before
+    finally:
+        holder.communicate("\n", timeout=30)
+    assert main(["tag", str(EXAMPLES / "dog.flac"), "--labels", "rain", "--out", str(out), "--quiet"]) == 0
+    assert list(read_parquet_results(out).file.unique()) == [str(EXAMPLES / "dog.flac")]

@@ -280,23 +280,24 @@ def _tag_chunk(tagger: Any, files: Sequence[tuple[str, str]], labels: list[str],
     of both engines. A file that fails is a row of ``failures.parquet`` and the run goes on."""
     from ._errors import DataError
 
+    def fail(name: str, message: str) -> None:
+        writer.add_failure(name, message)
+        summary.failures[name] = message
+        if on_failure is not None:
+            on_failure(name, message)
+
     for name, path in files:
         try:
             with _readable(path) as local:
                 res = tagger.tag_encoded(local, labels, emb, event_options=options)
             res.file = name
         except ZsaError as err:
-            message = str(err) if _is_url(path) or name in str(err) else f"{name}: {err}"
-            writer.add_failure(name, message)
-            summary.failures[name] = message
-            if on_failure is not None:
-                on_failure(name, message)
+            fail(name, str(err) if _is_url(path) or name in str(err) else f"{name}: {err}")
             continue
         try:
             writer.write(res)
         except DataError as err:
-            writer.add_failure(name, str(err))
-            summary.failures[name] = str(err)
+            fail(name, str(err) if name in str(err) else f"{name}: {err}")
             continue
         summary.n_tagged += 1
         summary.audio_seconds += res.duration
@@ -400,34 +401,37 @@ def tag_to_parquet(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathL
     run = {"labels": labels, "model": str(tagger.path.resolve()) if str(model) != "default" else "default",
            "events": dataclasses.asdict(options)}
     writer = ParquetWriter(out, run=run, part_files=files_per_part or 256)
-    keys = [file_key(f) for f in files]
-    todo = writer.resume(files, keys=keys, retry_failed=retry_failed)
-    summary = TagRunSummary(n_inputs=len(files), n_skipped=len(files) - len(todo),
-                            failed_before=list(writer.failed_before))
-    emb = tagger.label_embeddings(labels)
-    bar = None
-    if progress is not False and todo:
-        from tqdm.auto import tqdm
+    with writer.locked():
+        keys = [file_key(f) for f in files]
+        todo = writer.resume(files, keys=keys, retry_failed=retry_failed)
+        summary = TagRunSummary(n_inputs=len(files), n_skipped=len(files) - len(todo),
+                                failed_before=list(writer.failed_before))
+        emb = tagger.label_embeddings(labels)
+        bar = None
+        if progress is not False and todo:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), unit="file", desc="tagging", disable=None if progress is None else not progress)
-    try:
-        if engine == "local":
-            summary.startup_seconds = time.perf_counter() - start
-            for i in range(0, len(todo), writer.part_files):
-                chunk = todo[i : i + writer.part_files]
-                _tag_chunk(tagger, [(f, f) for f in chunk], labels, emb,
-                           options, writer, summary, on_failure)
-                writer.commit()
-                if bar is not None:
-                    bar.update(len(chunk))
-                if on_chunk is not None:
-                    on_chunk({"n": len(chunk), "pid": os.getpid()})
-        elif todo:
-            _tag_on_ray(todo, writer, summary, tagger, labels, emb, options, address=address, workers=workers,
-                        files_per_part=files_per_part, bar=bar, on_chunk=on_chunk, on_failure=on_failure, start=start)
-    finally:
-        if bar is not None:
-            bar.close()
+            bar = tqdm(total=len(todo), unit="file", desc="tagging",
+                       disable=None if progress is None else not progress)
+        try:
+            if engine == "local":
+                summary.startup_seconds = time.perf_counter() - start
+                for i in range(0, len(todo), writer.part_files):
+                    chunk = todo[i : i + writer.part_files]
+                    _tag_chunk(tagger, [(f, f) for f in chunk], labels, emb,
+                               options, writer, summary, on_failure)
+                    writer.commit()
+                    if bar is not None:
+                        bar.update(len(chunk))
+                    if on_chunk is not None:
+                        on_chunk({"n": len(chunk), "pid": os.getpid()})
+            elif todo:
+                _tag_on_ray(todo, writer, summary, tagger, labels, emb, options, address=address, workers=workers,
+                            files_per_part=files_per_part, bar=bar, on_chunk=on_chunk, on_failure=on_failure,
+                            start=start)
+        finally:
+            if bar is not None:
+                bar.close()
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -29,8 +29,7 @@ import numpy as np
 from ._errors import ParameterError
 
 __all__ = ["ExampleSet", "read_examples", "LABELS_FILE", "ExampleClasses", "build_classes", "prototype",
-           "sound_segments", "EXAMPLE_SCALE", "EXAMPLE_BIAS", "TEXT_MIX", "MIX_LOW", "MIX_HIGH",
-           "class_profile", "text_mix"]
+           "sound_segments", "EXAMPLE_SCALE", "EXAMPLE_BIAS", "EXAMPLE_LIFT"]
 
 logger = logging.getLogger("zeroshot_audio.examples")
 
@@ -201,16 +200,13 @@ def read_examples(directory: str | os.PathLike[str]) -> ExampleSet:
 #: (``benchmarks/examples_eval.py --fit``), for the default model.
 EXAMPLE_SCALE = 10.02
 EXAMPLE_BIAS = -9.15
-#: Weight of the examples' term when a label has text and examples (``s_t = (1 - m) s_text + m s_examples``) for a
-#: model without YAMNet's class scores (no class profile): the best of 0, 0.1, ..., 1 on the corpus's validation
-#: scenes (``benchmarks/examples_eval.py --fit``).
-TEXT_MIX = 0.5
-#: With YAMNet's class scores, ``m = MIX_LOW + (MIX_HIGH - MIX_LOW) * a`` (:func:`text_mix`), ``a`` the cosine
-#: between the examples' class profile (:func:`class_profile`) and the text's anchor weights: examples that agree
-#: with the text weigh more. The best of the variants and settings of ``benchmarks/examples_mix.py`` by mAP on the
-#: corpus's validation scenes (docs/examples.md).
-MIX_LOW = 0.25
-MIX_HIGH = 1.0
+#: How far a label's examples may raise a segment's text score toward theirs when the label has text and examples:
+#: ``s_t <- s_text + EXAMPLE_LIFT * max(0, s_examples - s_text)`` (the lift of :class:`~zeroshot_audio.model.
+#: Prototypes`). The examples add evidence the text missed and never take away evidence it has. The best of
+#: 0, 0.1, ..., 1 by mAP on the corpus's validation scenes with 3 examples per class
+#: (``benchmarks/examples_mix.py``); it ties a lift that grows with how well the examples' YAMNet classes agree
+#: with the text, and beat every blend ``(1 - m) s_text + m s_examples`` on target (b) (docs/examples.md).
+EXAMPLE_LIFT = 0.4
 #: A segment carries the sound when YAMNet's "Silence" probability is below this...
 SILENCE_PROBABILITY = 0.5
 #: ... and its most probable other class is at least this fraction of the clip's highest such probability.
@@ -228,8 +224,6 @@ class ExampleClasses:
     ----------
     vectors : dict of str to np.ndarray [Da]
         Label -> its prototype, a unit vector in the embedder's space.
-    profiles : dict of str to np.ndarray [K]
-        Label -> its examples' class profile (:func:`class_profile`), for a model anchored on YAMNet's class scores.
     counts : dict of str to int
         Label -> how many of its examples were used.
     warnings : list of str
@@ -237,7 +231,6 @@ class ExampleClasses:
     """
 
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
-    profiles: dict[str, np.ndarray] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -277,31 +270,6 @@ def prototype(clips: Sequence[np.ndarray], *, audio_dim: int, silence: int | Non
         means.append(e.mean(axis=0))
     m = np.mean(means, axis=0)
     return (m / max(float(np.linalg.norm(m)), 1e-12)).astype(np.float32)
-
-
-def class_profile(clips: Sequence[np.ndarray], *, audio_dim: int, silence: int) -> np.ndarray:
-    """``[K]``: YAMNet's class probabilities of the examples' sound segments (:func:`sound_segments`), averaged per
-    clip, then over clips. The clips carry the class logits after their ``audio_dim`` embedding dimensions."""
-    from ._math import sigmoid
-
-    per_clip = []
-    for x in clips:
-        x = np.asarray(x, np.float32)
-        keep = sound_segments(x, audio_dim=audio_dim, silence=silence)
-        per_clip.append(sigmoid(x[keep, audio_dim:].astype(np.float64)).mean(axis=0))
-    return np.mean(per_clip, axis=0).astype(np.float32)
-
-
-def text_mix(profile: np.ndarray | None, anchor_weights: np.ndarray | None) -> float:
-    """The examples' weight ``m`` for a label with text and examples: ``MIX_LOW + (MIX_HIGH - MIX_LOW) * a``,
-    ``a`` the cosine between the examples' class ``profile`` and the text's ``anchor_weights`` (both ``[K]``, not
-    negative); :data:`TEXT_MIX` when either is missing."""
-    if profile is None or anchor_weights is None:
-        return TEXT_MIX
-    p, w = np.asarray(profile, np.float64), np.asarray(anchor_weights, np.float64)
-    den = float(np.linalg.norm(p) * np.linalg.norm(w))
-    a = float(p @ w) / den if den > 0 else 0.0
-    return float(np.clip(MIX_LOW + (MIX_HIGH - MIX_LOW) * a, 0.0, 1.0))
 
 
 def _describe(item: Any, label: str, i: int) -> str:
@@ -377,7 +345,5 @@ def build_classes(tagger: Any, examples: Mapping[str, Sequence[Any]]) -> Example
             warn(f"label {label!r}: skipped, none of its {len(items)} example(s) could be used")
             continue
         out.vectors[label] = prototype(clips, audio_dim=cfg.audio_dim, silence=silence)
-        if silence is not None and all(x.shape[1] > cfg.audio_dim for x in clips):
-            out.profiles[label] = class_profile(clips, audio_dim=cfg.audio_dim, silence=silence)
         out.counts[label] = len(clips)
     return out

@@ -197,17 +197,23 @@ class NumpyOutput(NamedTuple):
 
 
 class Prototypes(NamedTuple):
-    """Classes given by example (:mod:`zeroshot_audio.examples`): a term blended into the segment scores.
+    """Classes given by example (:mod:`zeroshot_audio.examples`): a term combined with the segment scores.
 
-    ``s_t(c) <- (1 - mix_c) * s_t(c) + mix_c * (scale * cos(x_t, vectors_c) + bias)``, ``x_t`` the segment's
-    embedding (the input's first ``audio_dim`` dimensions), before pooling; ``mix_c = 0`` leaves a class as its
-    text makes it, ``1`` makes it example-defined.
+    With ``e_t(c) = scale * cos(x_t, vectors_c) + bias``, ``x_t`` the segment's embedding (the input's first
+    ``audio_dim`` dimensions), before pooling:
+
+        ``s_t(c) <- (1 - mix_c) * s_t(c) + mix_c * e_t(c) + lift_c * max(0, e_t(c) - s_t(c))``
+
+    ``mix_c = 1`` makes a class example-defined (its text is ignored); ``lift_c > 0`` lets the examples raise a
+    segment's text score toward theirs, never lower it (a label with text and examples); zero in both leaves a
+    class as its text makes it. ``lift`` None is zero for every class.
     """
 
     vectors: np.ndarray  # [C, Da], unit rows (zero where a class has no examples)
     mix: np.ndarray  # [C] in [0, 1]
     scale: float
     bias: float
+    lift: np.ndarray | None = None  # [C] in [0, 1]
 
 
 class SegmentSource(Protocol):
@@ -509,17 +515,18 @@ def params_mismatch(expected: dict[str, tuple[int, ...]], shapes: dict[str, tupl
 
 
 def _blend_prototypes(seg: np.ndarray, x: np.ndarray, p: Prototypes) -> np.ndarray:
-    """``seg [B, T, C]`` with the example term of ``p`` blended in (see :class:`Prototypes`)."""
+    """``seg [B, T, C]`` with the example term of ``p`` combined in (see :class:`Prototypes`)."""
     b, t, n_cls = seg.shape
     v = np.asarray(p.vectors, np.float32)
     mix = np.asarray(p.mix, np.float32)
-    if v.shape != (n_cls, x.shape[-1]) or mix.shape != (n_cls,):
-        raise ParameterError(f"prototypes must be [{n_cls}, {x.shape[-1]}] with a mix of [{n_cls}], got "
-                             f"{tuple(v.shape)} and {tuple(mix.shape)}")
+    lift = np.zeros(n_cls, np.float32) if p.lift is None else np.asarray(p.lift, np.float32)
+    if v.shape != (n_cls, x.shape[-1]) or mix.shape != (n_cls,) or lift.shape != (n_cls,):
+        raise ParameterError(f"prototypes must be [{n_cls}, {x.shape[-1]}] with a mix and a lift of [{n_cls}], got "
+                             f"{tuple(v.shape)}, {tuple(mix.shape)} and {tuple(lift.shape)}")
     flat = x.reshape(b * t, -1)
     unit = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), np.float32(1e-12))
     term = np.float32(p.scale) * (unit @ v.T).reshape(b, t, n_cls) + np.float32(p.bias)
-    return ((1 - mix) * seg + mix * term).astype(np.float32)
+    return ((1 - mix) * seg + mix * term + lift * np.maximum(term - seg, 0)).astype(np.float32)
 
 
 def _masked_softmax(logits: np.ndarray, pad: np.ndarray | None) -> np.ndarray:

@@ -343,12 +343,12 @@ class Tagger:
     def label_set(self, labels: Sequence[str] | str | None, examples: Any = None):
         """The labels of a call with their encodings: ``(labels, label_embeddings, prototypes, warnings)``.
 
-        Text labels come first, then the labels that only examples define; a label with text and examples
-        blends both, with the examples' weight of :func:`zeroshot_audio.examples.text_mix` (larger when the
-        examples' YAMNet class profile agrees with the text's anchor weights). ``prototypes`` is None without
+        Text labels come first, then the labels that only examples define; for a label with text and examples the
+        examples may raise each segment's text score toward theirs, never lower it
+        (:data:`zeroshot_audio.examples.EXAMPLE_LIFT`). ``prototypes`` is None without
         examples, else a :class:`~zeroshot_audio.model.Prototypes` for :meth:`tag_encoded` and :meth:`recording_scores`.
         """
-        from .examples import EXAMPLE_BIAS, EXAMPLE_SCALE, text_mix
+        from .examples import EXAMPLE_BIAS, EXAMPLE_LIFT, EXAMPLE_SCALE
         from .model import Prototypes
 
         if examples is None:
@@ -366,14 +366,15 @@ class Tagger:
         dim = self.trained.config.audio_dim
         vectors = np.zeros((len(everything), dim), np.float32)
         mix = np.zeros(len(everything), np.float32)
-        model = self.trained.model
-        weights = model.anchor_weights(emb[: len(text)]) if self.trained.config.anchored and text else None
+        lift = np.zeros(len(everything), np.float32)
         for i, lab in enumerate(everything):
             if lab in ex.vectors:
                 vectors[i] = ex.vectors[lab]
-                mix[i] = (text_mix(ex.profiles.get(lab), None if weights is None else weights[i]) if lab in kept
-                          else 1.0)
-        return everything, emb, Prototypes(vectors, mix, EXAMPLE_SCALE, EXAMPLE_BIAS), ex.warnings
+                if lab in kept:
+                    lift[i] = EXAMPLE_LIFT
+                else:
+                    mix[i] = 1.0
+        return everything, emb, Prototypes(vectors, mix, EXAMPLE_SCALE, EXAMPLE_BIAS, lift), ex.warnings
 
     def tag(self, audio: str | os.PathLike[str] | np.ndarray, *, labels: Sequence[str] | str | None = None,
             examples: Any = None, sample_rate: int | None = None, event_threshold: float | None = None,

@@ -32,6 +32,7 @@ file and listed in :attr:`ResultWriter.skipped`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -337,6 +338,7 @@ PARQUET_TABLES = ("tags", "events", "failures")
 _DONE = "_done"
 #: What a results directory was made with (labels, model, event options): a rerun must match it.
 _RUN = "_zsa_run.json"
+_LOCK = "_zsa_lock"
 
 
 def _pyarrow(feature: str = "the parquet format"):
@@ -503,6 +505,37 @@ class ParquetWriter(ResultWriter):
 
     def finish(self) -> None:
         self.commit()
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the results directory for one run (an advisory lock on ``_zsa_lock``, released when the block or
+        the process ends). A second run into the same directory stops with one line instead of tagging the same
+        files and removing the parts this run has written but not yet committed. Without ``fcntl`` (Windows)
+        nothing is locked."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on Linux or macOS
+            yield
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / _LOCK
+        with open(path, "a+", encoding="utf-8") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0)
+                who = f.read().strip()
+                raise ParameterError(f"{self.directory}: another run is writing into this results directory"
+                                     f"{f' ({who})' if who else ''}; wait for it to end or write to another "
+                                     "directory") from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()}\n")
+            f.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     # -- resuming -----------------------------------------------------------------------------------------
 

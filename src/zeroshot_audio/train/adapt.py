@@ -54,6 +54,9 @@ FEATURES = ("embedding", "both", "logits")
 # families. Chosen on the corpus's validation scenes instead, they did not transfer to single-source recordings.
 #: The residual reads the embedding (``both`` and ``logits`` lost mAP on the corpus's validation scenes).
 DEFAULT_FEATURES = "embedding"
+#: The residual's form (:func:`fit_adaptation`): free over every feature, or along one direction per label.
+RESIDUALS = ("full", "direction")
+DEFAULT_RESIDUAL = "full"
 #: Adam steps: 300 of 30, 100, 300.
 DEFAULT_STEPS = 300
 #: Weight of the L2 pull of the adapted parameters toward zero (relative to the mean log-loss of the examples).
@@ -131,8 +134,8 @@ def fit_adaptation(model: NumpyModel, labels: Sequence[str], label_embeddings: n
                    clips: Sequence[np.ndarray], positive: np.ndarray, negative: np.ndarray | None = None, *,
                    scale: float = 1.0, bias: float = 0.0, window: int = 10, steps: int = DEFAULT_STEPS,
                    strength: float = DEFAULT_STRENGTH, features: str = DEFAULT_FEATURES,
-                   learning_rate: float = LEARNING_RATE,
-                   positive_share: float = POSITIVE_SHARE) -> tuple[Adaptation, dict[str, dict[str, Any]]]:
+                   learning_rate: float = LEARNING_RATE, positive_share: float = POSITIVE_SHARE,
+                   residual: str = DEFAULT_RESIDUAL) -> tuple[Adaptation, dict[str, dict[str, Any]]]:
     """Fit the per-label parameters of ``labels`` on clips given as segment embeddings (the module docstring).
 
     Parameters
@@ -154,6 +157,10 @@ def fit_adaptation(model: NumpyModel, labels: Sequence[str], label_embeddings: n
     steps, strength, features, learning_rate, positive_share
         Adam steps, the L2 pull toward zero, the part of the input the residual reads (:data:`FEATURES`), the
         step size, the positives' share of the loss's weight.
+    residual : str
+        ``"full"``: ``u_y`` free over every feature; ``"direction"``: ``u_y = a_y d_y`` along the difference
+        ``d_y`` of the mean standardised features of the label's examples and of its negatives (unit length),
+        so only ``a_y`` and ``b_y`` are fitted (:data:`RESIDUALS`).
 
     Returns
     -------
@@ -196,7 +203,7 @@ def fit_adaptation(model: NumpyModel, labels: Sequence[str], label_embeddings: n
     big = np.float32(-1e30)
 
     def forward(u: np.ndarray, b: np.ndarray):
-        s = s0 + (zf @ u.T).reshape(n, w, n_lab) + b  # [N, W, A]
+        s = s0 + contribution(u) + b  # [N, W, A]
         if shared:
             logits = np.where(mask[..., None], s / tau, big)
             e = np.exp(logits - logits.max(axis=1, keepdims=True)) * mask[..., None]
@@ -230,7 +237,28 @@ def fit_adaptation(model: NumpyModel, labels: Sequence[str], label_embeddings: n
         acc = (wt * ((p >= 0.5) == (y > 0))).sum(axis=0)
         return loss, acc
 
-    u = np.zeros((n_lab, nf), np.float32)
+    if residual not in RESIDUALS:
+        raise ParameterError(f"residual must be one of {', '.join(RESIDUALS)}, got {residual!r}")
+    if residual == "direction":  # u_y = a_y d_y: the contribution a_y (z . d_y), the parameter a_y
+        real = mask.reshape(-1)
+        seg_clip = np.repeat(clip_of, w)[real]
+        zr = zf[real]
+        direction = np.zeros((n_lab, nf), np.float32)
+        for i in range(n_lab):
+            pos = [zr[seg_clip == c].mean(axis=0) for c in np.flatnonzero(positive[:, i])]  # each clip once
+            d = np.mean(pos, axis=0) - zr[negative[seg_clip, i]].mean(axis=0)
+            direction[i] = d / max(float(np.linalg.norm(d)), 1e-12)
+        proj = zf @ direction.T  # [N * W, A]
+        u = np.zeros((n_lab, 1), np.float32)
+    else:
+        u = np.zeros((n_lab, nf), np.float32)
+
+    def contribution(u: np.ndarray) -> np.ndarray:
+        return ((zf @ u.T) if residual == "full" else proj * u[:, 0]).reshape(n, w, n_lab)
+
+    def gradient(g_s: np.ndarray) -> np.ndarray:
+        return (g_s.T @ zf) if residual == "full" else (g_s * proj).sum(axis=0)[:, None]
+
     b = np.zeros(n_lab, np.float32)
     loss0, acc0 = evaluate(forward(u, b)[0])
     m_u, v_u, m_b, v_b = np.zeros_like(u), np.zeros_like(u), np.zeros_like(b), np.zeros_like(b)
@@ -241,7 +269,7 @@ def fit_adaptation(model: NumpyModel, labels: Sequence[str], label_embeddings: n
         p = sigmoid(scale * f.astype(np.float64) + bias)
         g_f = (wt * scale * (p - y)).astype(np.float32)  # dL/dF [N, A]
         g_s = (ds * g_f[:, None, :]).reshape(n * w, n_lab)  # dL/ds
-        g_u = g_s.T @ zf + strength * u
+        g_u = gradient(g_s) + strength * u
         g_b = g_s.sum(axis=0) + strength * b
         for prm, g, m_, v_ in ((u, g_u, m_u, v_u), (b, g_b, m_b, v_b)):
             m_ *= beta1
@@ -251,6 +279,8 @@ def fit_adaptation(model: NumpyModel, labels: Sequence[str], label_embeddings: n
             prm -= (learning_rate * (m_ / (1 - beta1 ** step)) / (np.sqrt(v_ / (1 - beta2 ** step)) + 1e-8)
                     ).astype(np.float32)
     loss1, acc1 = evaluate(forward(u, b)[0])
+    if residual == "direction":
+        u = u * direction
 
     # fold the standardisation into the weights: u . ((x - mean) * inv) + b = (u * inv) . x + (b - (u * inv) . mean)
     weight = np.zeros((n_lab, cfg.input_dim), np.float32)
