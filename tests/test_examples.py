@@ -101,7 +101,8 @@ def test_label_set_lifts_text_labels_and_replaces_example_only_ones(tagger):
     from zeroshot_audio.examples import EXAMPLE_LIFT
 
     _, _, both, _ = tagger.label_set(["dog barking"], {"dog barking": [str(CLIPS / "dog.flac")]})
-    assert float(both.mix[0]) == 0.0 and float(both.lift[0]) == pytest.approx(EXAMPLE_LIFT)  # the text stays, examples lift it
+    # the text stays, the examples lift it
+    assert float(both.mix[0]) == 0.0 and float(both.lift[0]) == pytest.approx(EXAMPLE_LIFT)
     _, _, only, _ = tagger.label_set(None, {"dog barking": [str(CLIPS / "dog.flac")]})
     assert float(only.mix[0]) == 1.0 and float(only.lift[0]) == 0.0  # no text: the examples alone
 

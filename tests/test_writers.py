@@ -228,3 +228,11 @@ def test_cli_timelines_into_a_file_is_refused(tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     assert main(["tag", str(EXAMPLES / "dog.flac"), "--labels", "dog", "--timelines", str(tmp_path / "f")]) == 2
     assert "--timelines" in capsys.readouterr().err
+
+
+def test_table_shows_a_clip_shorter_than_a_second_in_hundredths(results):
+    import dataclasses
+
+    short = dataclasses.replace(results[0], duration=0.03)
+    assert _written("table", [short], top_k=1).splitlines()[0] == f"{short.file}  (0.03 s)  present  probability  " \
+        "score  label  [when]"

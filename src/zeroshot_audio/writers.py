@@ -196,11 +196,13 @@ class TableWriter(_StreamWriter):
 
     def write(self, result: Any) -> None:
         out = self.stream
-        out.write(f"{escape_surrogates(result.file)}  ({result.duration:.1f} s)"
+        # tenths of a second, hundredths for a clip shorter than one (a 0.03 s click is not "0.0 s")
+        d = 1 if result.duration >= 1 else 2
+        out.write(f"{escape_surrogates(result.file)}  ({result.duration:.{d}f} s)"
                   "  present  probability  score  label  [when]\n")
         for r in self.shown(result):
             present = r.probability >= PRESENT
-            when = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b, _ in r.events[:4])
+            when = ", ".join(f"{a:.{d}f}-{b:.{d}f} s" for a, b, _ in r.events[:4])
             when += " ..." if len(r.events) > 4 else ""
             out.write(f"  {'*' if present else ' ':>7}  {r.probability:10.1%}  {r.score:6.2f}  {r.label}"
                       + (f"   [{when}]" if when else "") + "\n")
