@@ -44,14 +44,14 @@ def make_inputs(folder: Path) -> list[str]:
     return sorted(str(p) for p in folder.iterdir())
 
 
-def reference(tagger, files, labels=LABELS):
+def reference(tagger, files, labels=LABELS, examples=None):
     """``{(file, label): (score, probability)}``, ``{file: events}`` and the failed files, tagged one by one as
-    ``zsa tag`` does."""
-    emb = tagger.label_embeddings(labels)
+    ``zsa tag`` does (with ``examples``: labels given by example)."""
+    labels, emb, prototypes, _ = tagger.label_set(labels, examples)
     tags, events, failed = {}, {}, set()
     for f in files:
         try:
-            res = tagger.tag_encoded(f, labels, emb)
+            res = tagger.tag_encoded(f, labels, emb, prototypes=prototypes)
         except Exception:
             failed.add(f)
             continue
@@ -209,3 +209,26 @@ def test_a_second_run_into_a_busy_results_directory_stops_with_one_line(tagger, 
         holder.communicate("\n", timeout=30)
     assert main(["tag", str(EXAMPLES / "dog.flac"), "--labels", "rain", "--out", str(out), "--quiet"]) == 0
     assert list(read_parquet_results(out).file.unique()) == [str(EXAMPLES / "dog.flac")]
+
+
+def test_labels_given_by_example_into_parquet(tagger, tmp_path, capsys, yamnet_cache):
+    """--examples with --out: the same rows as tagging each file with those examples; other examples are refused."""
+    files = make_inputs(tmp_path / "in")
+    ex = tmp_path / "ex"
+    for label, clip in (("dog barking", "dog.flac"), ("farm bird", "rooster.flac")):
+        (ex / label).mkdir(parents=True)
+        (ex / label / clip).write_bytes((EXAMPLES / clip).read_bytes())
+    from zeroshot_audio.examples import read_examples
+
+    ref = reference(tagger, files, LABELS, read_examples(ex))
+    assert ("farm bird" in {lab for _, lab in ref[0]}) and len({lab for _, lab in ref[0]}) == len(LABELS) + 1
+    out = tmp_path / "out"
+    assert main(["tag", str(tmp_path / "in"), "--labels", ";".join(LABELS), "--examples", str(ex), "--out", str(out),
+                 "--quiet"]) == 1  # the corrupt file
+    check_equal(out, files, ref)
+    capsys.readouterr()
+    (ex / "farm bird" / "rooster.flac").write_bytes((EXAMPLES / "cow.flac").read_bytes())  # other examples
+    assert main(["tag", str(tmp_path / "in"), "--labels", ";".join(LABELS), "--examples", str(ex), "--out", str(out),
+                 "--quiet"]) == 2
+    assert "other examples" in capsys.readouterr().err
+    check_equal(out, files, ref)

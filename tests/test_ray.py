@@ -17,7 +17,7 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("pyarrow")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_parquet import LABELS, check_equal, make_inputs, reference  # noqa: E402
+from test_parquet import EXAMPLES, LABELS, check_equal, make_inputs, reference  # noqa: E402
 from zeroshot_audio.cli import main  # noqa: E402
 from zeroshot_audio.cluster import embed_to_store_ray, tag_to_parquet  # noqa: E402
 
@@ -47,18 +47,20 @@ def yamnet_cache(embedder, monkeypatch):
 
 
 def test_ray_tag_equals_single_process_and_a_rerun_does_nothing(tagger, tmp_path, yamnet_cache):
+    """With labels given by text, by text and examples, and by examples alone."""
     files = make_inputs(tmp_path / "in")
-    ref = reference(tagger, files)
+    examples = {"dog barking": [str(EXAMPLES / "dog.flac")], "farm bird": [str(EXAMPLES / "rooster.flac")]}
+    ref = reference(tagger, files, LABELS, examples)
     out = tmp_path / "out"
     pids = set()
-    s = tag_to_parquet(files, out, labels=LABELS, engine="ray", workers=2, files_per_part=2, progress=False,
-                       on_chunk=lambda row: pids.add(row["pid"]))
+    s = tag_to_parquet(files, out, labels=LABELS, examples=examples, engine="ray", workers=2, files_per_part=2,
+                       progress=False, on_chunk=lambda row: pids.add(row["pid"]))
     assert s.n_tagged == len(files) - 1 and list(s.failures) == [str(tmp_path / "in" / "corrupt.wav")]
     assert "corrupt.wav" in s.failures[str(tmp_path / "in" / "corrupt.wav")]
     # actors did the work, not this process (both of them unless one started late on a busy machine: timing)
     assert 1 <= len(pids) <= 2 and os.getpid() not in pids
     check_equal(out, files, ref)
-    again = tag_to_parquet(files, out, labels=LABELS, engine="ray", workers=2, progress=False)
+    again = tag_to_parquet(files, out, labels=LABELS, examples=examples, engine="ray", workers=2, progress=False)
     assert (again.n_tagged, again.n_skipped, len(again.failures)) == (0, len(files), 0)
     check_equal(out, files, ref)
 

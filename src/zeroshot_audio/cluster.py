@@ -275,7 +275,8 @@ def _chunks(items: list[Any], workers: int, size: int | None) -> list[list[Any]]
 # ---------------------------------------------------------------------------------------------------- tag
 
 def _tag_chunk(tagger: Any, files: Sequence[tuple[str, str]], labels: list[str], emb: Any, options: Any,
-               writer: Any, summary: TagRunSummary, on_failure: Callable[[str, str], None] | None = None) -> None:
+               writer: Any, summary: TagRunSummary, on_failure: Callable[[str, str], None] | None = None,
+               prototypes: Any = None) -> None:
     """Tag ``(file, path)`` pairs into ``writer`` (a :class:`~zeroshot_audio.writers.ParquetWriter`): the loop
     of both engines. A file that fails is a row of ``failures.parquet`` and the run goes on."""
     from ._errors import DataError
@@ -289,7 +290,7 @@ def _tag_chunk(tagger: Any, files: Sequence[tuple[str, str]], labels: list[str],
     for name, path in files:
         try:
             with _readable(path) as local:
-                res = tagger.tag_encoded(local, labels, emb, event_options=options)
+                res = tagger.tag_encoded(local, labels, emb, event_options=options, prototypes=prototypes)
             res.file = name
         except ZsaError as err:
             fail(name, str(err) if _is_url(path) or name in str(err) else f"{name}: {err}")
@@ -308,13 +309,15 @@ def _tag_chunk(tagger: Any, files: Sequence[tuple[str, str]], labels: list[str],
 class _TagActor:
     """A Ray actor: loads the model once, tags one chunk of files per call into one part of the results."""
 
-    def __init__(self, model: str, labels: list[str], embeddings: Any, options: dict[str, Any], out: str):
+    def __init__(self, model: str, labels: list[str], embeddings: Any, options: dict[str, Any], out: str,
+                 prototypes: Any = None):
         from .events import EventOptions
         from .tagging import load_model
 
         self.tagger = load_model(model)
         self.labels = labels
         self.emb = embeddings
+        self.prototypes = prototypes
         self.options = EventOptions(**options)
         self.out = out
 
@@ -329,7 +332,7 @@ class _TagActor:
             writer.keys = {name: (size, mtime) for name, _, size, mtime in chunk}
             summary = TagRunSummary()
             _tag_chunk(self.tagger, [(n, p) for n, p, _, _ in chunk], self.labels, self.emb, self.options, writer,
-                       summary)
+                       summary, prototypes=self.prototypes)
             writer.commit()  # the part's marker last: the chunk counts as done
             rows["n"].append(len(chunk))
             rows["failures"].append(json.dumps(summary.failures))
@@ -341,7 +344,8 @@ class _TagActor:
 
 
 def tag_to_parquet(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
-                   labels: Sequence[str] | str, model: str | os.PathLike[str] = "default", engine: str = "local",
+                   labels: Sequence[str] | str | None = None, examples: Any = None,
+                   model: str | os.PathLike[str] = "default", engine: str = "local",
                    address: str | None = None, workers: int | None = None, event_options: Any = None,
                    files_per_part: int | None = None, retry_failed: bool = False, progress: bool | None = None,
                    on_chunk: Callable[[dict[str, Any]], None] | None = None,
@@ -356,8 +360,12 @@ def tag_to_parquet(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathL
         The results directory (:class:`~zeroshot_audio.writers.ParquetWriter`); a rerun into it tags only the
         files not done yet (same path, size and modification time). On a cluster it must be on a file system all
         nodes see.
-    labels : sequence of str or str
+    labels : sequence of str or str, optional
         As for :meth:`~zeroshot_audio.tagging.Tagger.tag`.
+    examples : folder, ExampleSet or mapping, optional
+        Labels given by example clips, as for :meth:`~zeroshot_audio.tagging.Tagger.tag`: their classes are built
+        once, here, and sent to the workers. The results directory records a digest of the examples (their
+        labels and the bytes of every clip), and a rerun with other examples is refused.
     model : str or path
         ``"default"`` or a model directory (on a cluster: a path every node sees).
     engine : {"local", "ray"}
@@ -394,19 +402,29 @@ def tag_to_parquet(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathL
         raise ParameterError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if workers is not None and int(workers) < 1:
         raise ParameterError(f"workers must be >= 1, got {workers}")
-    labels, _ = clean_labels(labels)
     options = EventOptions() if event_options is None else event_options
     files = [os.fspath(f) for f in inputs]
     tagger = load_model(model)
+    prototypes = None
+    if examples is None:
+        labels, _ = clean_labels(labels)
+        emb = tagger.label_embeddings(labels)
+    else:
+        from .examples import read_examples
+
+        if isinstance(examples, (str, os.PathLike)):
+            examples = read_examples(examples)
+        labels, emb, prototypes, _ = tagger.label_set(labels, examples)  # warnings: logged
     run = {"labels": labels, "model": str(tagger.path.resolve()) if str(model) != "default" else "default",
            "events": dataclasses.asdict(options)}
+    if examples is not None:
+        run["examples"] = _examples_digest(examples)
     writer = ParquetWriter(out, run=run, part_files=files_per_part or 256)
     with writer.locked():
         keys = [file_key(f) for f in files]
         todo = writer.resume(files, keys=keys, retry_failed=retry_failed)
         summary = TagRunSummary(n_inputs=len(files), n_skipped=len(files) - len(todo),
                                 failed_before=list(writer.failed_before))
-        emb = tagger.label_embeddings(labels)
         bar = None
         if progress is not False and todo:
             from tqdm.auto import tqdm
@@ -418,8 +436,8 @@ def tag_to_parquet(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathL
                 summary.startup_seconds = time.perf_counter() - start
                 for i in range(0, len(todo), writer.part_files):
                     chunk = todo[i : i + writer.part_files]
-                    _tag_chunk(tagger, [(f, f) for f in chunk], labels, emb,
-                               options, writer, summary, on_failure)
+                    _tag_chunk(tagger, [(f, f) for f in chunk], labels, emb, options, writer, summary, on_failure,
+                               prototypes)
                     writer.commit()
                     if bar is not None:
                         bar.update(len(chunk))
@@ -428,7 +446,7 @@ def tag_to_parquet(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathL
             elif todo:
                 _tag_on_ray(todo, writer, summary, tagger, labels, emb, options, address=address, workers=workers,
                             files_per_part=files_per_part, bar=bar, on_chunk=on_chunk, on_failure=on_failure,
-                            start=start)
+                            start=start, prototypes=prototypes)
         finally:
             if bar is not None:
                 bar.close()
@@ -438,7 +456,7 @@ def tag_to_parquet(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathL
 
 def _tag_on_ray(todo: list[str], writer: Any, summary: TagRunSummary, tagger: Any, labels: list[str], emb: Any,
                 options: Any, *, address: str | None, workers: int | None, files_per_part: int | None, bar: Any,
-                on_chunk: Callable | None, on_failure: Callable | None, start: float) -> None:
+                on_chunk: Callable | None, on_failure: Callable | None, start: float, prototypes: Any = None) -> None:
     items = [(f, f if _is_url(f) else os.fsdecode(os.path.abspath(f)), *writer.keys[f]) for f in todo]
     with ray_session(address) as ray:
         n_workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -446,7 +464,7 @@ def _tag_on_ray(todo: list[str], writer: Any, summary: TagRunSummary, tagger: An
         model = str(tagger.path.resolve())
         kwargs = {"model": "default" if tagger.path.resolve() == _default_model_dir() else model, "labels": labels,
                   "embeddings": emb, "options": dataclasses.asdict(options),
-                  "out": str(Path(writer.directory).resolve())}
+                  "out": str(Path(writer.directory).resolve()), "prototypes": prototypes}
         first = [True]
 
         def on_row(row: dict[str, Any]) -> None:
@@ -467,6 +485,39 @@ def _tag_on_ray(todo: list[str], writer: Any, summary: TagRunSummary, tagger: An
                 on_chunk(row)
 
         _run_chunks(ray, chunks, _TagActor, kwargs, workers, on_row)
+
+
+def _examples_digest(examples: Any) -> str:
+    """A digest of labels given by example (an ExampleSet or a mapping ``label -> [paths or (waveform, rate)]``):
+    each label and the bytes of each of its clips, so that a results directory knows which examples made it."""
+    import hashlib
+
+    import numpy as np
+
+    from .examples import ExampleSet
+
+    items = examples.clips if isinstance(examples, ExampleSet) else examples
+    h = hashlib.sha256()
+    for label in sorted(items, key=str):
+        clips = items[label]
+        if isinstance(clips, (str, os.PathLike, tuple)):
+            clips = [clips]
+        h.update(f"label {label}\n".encode("utf-8", "surrogateescape"))
+        for item in clips:
+            if isinstance(item, tuple):
+                wave, rate = item
+                h.update(f"waveform {int(rate)}\n".encode())
+                h.update(np.ascontiguousarray(wave, dtype=np.float32).tobytes())
+                continue
+            try:
+                digest = hashlib.sha256()
+                with open(item, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
+                h.update(digest.digest())
+            except OSError:
+                h.update(f"unreadable {os.fsdecode(item)}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()[:16]
 
 
 def _peak_mb() -> float:

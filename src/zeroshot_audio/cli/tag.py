@@ -141,7 +141,12 @@ def _cmd_tag_parquet(args: argparse.Namespace, labels: list[str], event_options)
     def failed(name: str, message: str) -> None:
         print(f"zsa: failed: {shown_name(message)}", file=sys.stderr)
 
-    summary = tag_to_parquet(files, args.out, labels=labels, model=args.model, engine=args.engine,
+    examples = None
+    if getattr(args, "examples", None) is not None:
+        from ..examples import read_examples
+
+        examples = read_examples(args.examples)
+    summary = tag_to_parquet(files, args.out, labels=labels, examples=examples, model=args.model, engine=args.engine,
                              address=args.address, workers=args.workers, event_options=event_options,
                              retry_failed=args.retry_failed, progress=False if args.quiet else None,
                              on_failure=failed)
@@ -193,8 +198,6 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         _require(args.model, "--model")
     if args.format is None:
         args.format = "parquet" if args.out or args.engine == "ray" else "table"
-    if examples is not None and args.format == "parquet":
-        raise ParameterError("--examples is for local tagging, not --format parquet, --out or --engine ray")
     if args.format == "parquet":
         return _cmd_tag_parquet(args, labels, event_options)
     for flag, value in (("--out", args.out), ("--files-from", args.files_from), ("--address", args.address),
