@@ -133,6 +133,48 @@ def test_several_files_keep_order_with_timelines(client, tagger):
     assert "frames" not in plain and all("timeline" not in x for x in plain["labels"])
 
 
+def test_labels_given_by_example_clips(client, tagger):
+    """File fields 'example:LABEL' give labels by example, as Tagger.tag(examples=...) does; no 'labels' needed."""
+    ex = [("example:farm bird", _example("rooster.flac")), ("example:dog barking", _example("dog.flac"))]
+    r = client.post("/v1/tag", files=[("files", _example("rooster.flac")), ("files", _example("cow.flac")), *ex],
+                    data={"labels": "dog barking;rain"})
+    assert os.listdir(tempfile.gettempdir()) == []
+    assert r.status_code == 200, r.text
+    examples = {"farm bird": [str(EXAMPLES / "rooster.flac")], "dog barking": [str(EXAMPLES / "dog.flac")]}
+    for entry, name in zip(r.json(), ["rooster.flac", "cow.flac"]):
+        want = tagger.tag(EXAMPLES / name, labels=["dog barking", "rain"], examples=examples)
+        assert [x["label"] for x in entry["labels"]] == [x.label for x in want.labels]
+        for got, exp in zip(entry["labels"], want.labels):
+            assert got["probability"] == pytest.approx(exp.probability, abs=1e-4)
+    assert r.json()[0]["labels"][0]["label"] == "farm bird"
+    only = client.post("/v1/tag", files=[("files", _example("cow.flac")), ("example:moo", _example("cow.flac"))])
+    assert only.status_code == 200 and [x["label"] for x in only.json()[0]["labels"]] == ["moo"]
+    assert only.json()[0]["labels"][0]["probability"] >= 0.5
+
+
+@pytest.mark.parametrize("clip, status, fragment", [
+    (("bad.wav", b"RIFF junk", "audio/wav"), 415, "example of 'hum': audio file bad.wav"),
+    (("empty.wav", b"", "audio/wav"), 400, "example of 'hum': audio file empty.wav: empty"),
+    (("long.wav", _wav(25.0), "audio/wav"), 413, "example of 'hum': audio file long.wav: 25.0 s long"),
+])
+def test_an_example_that_cannot_be_used_fails_the_request_naming_it(client, clip, status, fragment):
+    r = client.post("/v1/tag", files=[("files", _example("dog.flac")), ("example:hum", clip)],
+                    data={"labels": "rain"})
+    assert os.listdir(tempfile.gettempdir()) == []
+    assert fragment in _error(r, status)
+
+
+def test_example_fields_count_against_the_limits(client):
+    five = [("example:a", _example("dog.flac")), ("example:b", _example("cow.flac")),
+            ("example:c", _example("rooster.flac")), ("example:d", _example("dog.flac"))]
+    r = client.post("/v1/tag", files=[("files", _example("dog.flac")), *five])
+    assert "more than 4 files and example clips" in _error(r, 400)
+    many = [(f"example:l{i}", _example("dog.flac")) for i in range(3)]
+    r = client.post("/v1/tag", files=[("files", _example("dog.flac")), *many], data={"labels": "x;y;z"})
+    assert "6 labels with those given by example, at most 5" in _error(r, 400)
+    assert os.listdir(tempfile.gettempdir()) == []
+
+
 def test_top_k_and_threshold_select_labels(client):
     everything = _post(client, [_example("dog.flac")]).json()[0]["labels"]
     top1 = _post(client, [_example("dog.flac")], top_k="1").json()[0]["labels"]

@@ -26,7 +26,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 1_000_000  # the server's megabyte
-DOG = ROOT / "examples" / "dog.flac"
+EXAMPLES = ROOT / "examples"
+DOG = EXAMPLES / "dog.flac"
 LABELS = "dog barking; rain; church bells"
 SCREENSHOT = ROOT / "docs" / "figures" / "serve-page.png"
 SERVING = re.compile(r"serving model .* on (http://\S+/)")
@@ -305,5 +306,36 @@ def test_page_records_the_microphone_as_wav(browser, server):
         served = page.evaluate("window.zsa.state.run.results")
         assert served[0]["file"] == name and 1.0 < served[0]["duration"] < 4.0
         assert page.locator("[data-testid=label-row]").count() == 2
+    finally:
+        context.close()
+
+
+def test_page_takes_labels_given_by_example_clips(browser, server, tagger):
+    """A label given by example clips on the page: sent as 'example:LABEL' fields and ranked as the library ranks it."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.goto(server)
+        page.wait_for_selector("[data-testid=server-status].ok")
+        page.fill("[data-testid=labels]", "")  # no typed labels: only the two given by example
+        page.click("[data-testid=by-example] summary")
+        page.click("[data-testid=example-pick]")  # no label yet: asked for one, no file chooser
+        assert "Type the label" in page.inner_text("[data-testid=example-note]")
+        page.fill("[data-testid=example-label]", "farm bird")
+        page.set_input_files("[data-testid=example-input]", [str(EXAMPLES / "rooster.flac")])
+        page.fill("[data-testid=example-label]", "that dog")
+        page.set_input_files("[data-testid=example-input]", [str(DOG)])
+        assert page.locator("[data-testid=example-item]").count() == 2
+        assert "2 labels" in page.inner_text("[data-testid=label-count]")
+        page.set_input_files("[data-testid=file-input]", [str(EXAMPLES / "rooster.flac")])
+        page.click("[data-testid=run]")
+        page.wait_for_selector("[data-testid=file-card][data-status=done]", timeout=30_000)
+        rows = page.locator("[data-testid=label-row]")
+        assert [rows.nth(i).get_attribute("data-label") for i in range(rows.count())] == ["farm bird", "that dog"]
+        want = tagger.tag(EXAMPLES / "rooster.flac", examples={"farm bird": [str(EXAMPLES / "rooster.flac")],
+                                                              "that dog": [str(DOG)]})
+        served = page.evaluate("window.zsa.state.run.results")[0]["labels"]
+        assert [r["probability"] for r in served] == pytest.approx([r.probability for r in want.labels], abs=1e-4)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     finally:
         context.close()

@@ -18,10 +18,12 @@ from typing import Any
 
 from ..tagging import control_character
 
-__all__ = ["ApiError", "Upload", "Form", "read_form", "display_name", "FIELDS"]
+__all__ = ["ApiError", "Upload", "Form", "read_form", "display_name", "FIELDS", "EXAMPLE_PREFIX"]
 
 #: The form fields of ``POST /v1/tag``.
 FIELDS = ("files", "labels", "top_k", "threshold", "timelines")
+#: A file field named ``example:LABEL`` is an example clip of the label LABEL (docs/examples.md).
+EXAMPLE_PREFIX = "example:"
 
 #: Largest text field (labels, top_k, ...) in bytes.
 MAX_FIELD_BYTES = 1 << 20
@@ -76,6 +78,8 @@ class Upload:
         Bytes received.
     error : str or None
         Why the file was refused before tagging (a bad file name).
+    label : str or None
+        For an example clip (a field ``example:LABEL``): its label.
     """
 
     index: int
@@ -83,13 +87,15 @@ class Upload:
     path: Path | None
     size: int = 0
     error: str | None = None
+    label: str | None = None
 
 
 @dataclass
 class Form:
-    """The parsed form: uploads in order and the text fields (each a list of its values)."""
+    """The parsed form: uploads in order, example clips in order, and the text fields (each a list of its values)."""
 
     uploads: list[Upload] = field(default_factory=list)
+    examples: list[Upload] = field(default_factory=list)
     fields: dict[str, list[str]] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)
 
@@ -160,14 +166,16 @@ class _Reader:
             raise ApiError(400, "malformed multipart body: a part has no field name (Content-Disposition name)")
         name = params[b"name"].decode("utf-8", "replace")
         self._field = name
-        if name == "files":
+        if name == "files" or name.startswith(EXAMPLE_PREFIX):
             self._n_files += 1
             if self._n_files > self.max_files:
-                raise ApiError(400, f"files: more than {self.max_files} files in one request (the server's "
-                                    "--max-files)")
+                raise ApiError(400, f"files: more than {self.max_files} files and example clips in one request (the "
+                                    "server's --max-files)")
+            example = name.startswith(EXAMPLE_PREFIX)
             shown, error = display_name(params.get(b"filename"), self._n_files)
-            upload = Upload(self._n_files, shown, None, error=error)
-            self.form.uploads.append(upload)
+            upload = Upload(self._n_files, shown, None, error=error,
+                            label=name[len(EXAMPLE_PREFIX):] if example else None)
+            (self.form.examples if example else self.form.uploads).append(upload)
             if error is None:
                 suffix = _SUFFIX.search(shown)
                 upload.path = self.directory / f"{self._n_files - 1}{suffix.group(0).lower() if suffix else ''}"

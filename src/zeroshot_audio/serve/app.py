@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._errors import AudioError, ZsaError
 from ..tagging import Tagger, clean_labels, load_model
-from ._form import FIELDS, ApiError, Upload, content_length, read_form
+from ._form import EXAMPLE_PREFIX, FIELDS, ApiError, Upload, content_length, read_form
 from ._queue import Admission
 from .options import ServeOptions
 
@@ -47,11 +47,11 @@ _FALSE = {"", "0", "false", "no", "off"}
 
 
 class TagRequest:
-    """The checked fields of one ``POST /v1/tag``: labels, selection and the uploads."""
+    """The checked fields of one ``POST /v1/tag``: labels, selection, the uploads and the example clips."""
 
     def __init__(self, labels: list[str], uploads: list[Upload], *, top_k: int | None, threshold: float | None,
-                 timelines: bool) -> None:
-        self.labels, self.uploads = labels, uploads
+                 timelines: bool, examples: list[Upload] | None = None) -> None:
+        self.labels, self.uploads, self.examples = labels, uploads, list(examples or [])
         self.top_k, self.threshold, self.timelines = top_k, threshold, timelines
 
 
@@ -64,10 +64,13 @@ def _one(fields: dict[str, list[str]], name: str) -> str | None:
     return values[0].strip()
 
 
-def parse_labels(values: list[str], max_labels: int) -> list[str]:
+def parse_labels(values: list[str], max_labels: int, *, required: bool = True) -> list[str]:
     """The labels of the ``labels`` fields: each split on ``;`` and line breaks, blank pieces dropped, then
-    :func:`~zeroshot_audio.tagging.clean_labels` (duplicates removed); 400 when none, too many or bad."""
+    :func:`~zeroshot_audio.tagging.clean_labels` (duplicates removed); 400 when none (and ``required``), too many
+    or bad."""
     pieces = [p for v in values for p in re.split(r"[;\r\n]", v) if p.strip()]
+    if not pieces and not required:
+        return []
     if not pieces:
         raise ApiError(400, "labels: no labels given (a 'labels' field holding labels separated by ';' or line "
                             "breaks, e.g. 'dog barking;rain')")
@@ -82,10 +85,12 @@ def parse_labels(values: list[str], max_labels: int) -> list[str]:
 
 
 def parse_request(fields: dict[str, list[str]], uploads: list[Upload], unknown: list[str],
-                  options: ServeOptions) -> TagRequest:
-    """Check the form's fields (422 for a bad value or an unknown field, 400 for labels or no files)."""
+                  options: ServeOptions, examples: list[Upload] | None = None) -> TagRequest:
+    """Check the form's fields (422 for a bad value or an unknown field, 400 for labels or no files). Labels may
+    be given by ``example:LABEL`` file fields (``examples``) instead of, or beside, the ``labels`` field."""
     if unknown:
-        raise ApiError(422, f"unknown form field {unknown[0]!r} (expected {', '.join(FIELDS)})")
+        raise ApiError(422, f"unknown form field {unknown[0]!r} (expected {', '.join(FIELDS)} or "
+                            f"{EXAMPLE_PREFIX}LABEL)")
     top_k = threshold = None
     if (text := _one(fields, "top_k")) not in (None, ""):
         if not re.fullmatch(r"[+]?\d{1,9}", text) or int(text) < 1:
@@ -101,10 +106,22 @@ def parse_request(fields: dict[str, list[str]], uploads: list[Upload], unknown: 
     text = (_one(fields, "timelines") or "").lower()
     if text not in _TRUE | _FALSE:
         raise ApiError(422, f"timelines: expected true or false (or 1 or 0), got {text[:40]!r}")
-    labels = parse_labels(fields.get("labels", []), options.max_labels)
+    examples = list(examples or [])
+    labels = parse_labels(fields.get("labels", []), options.max_labels, required=not examples)
+    by_example = set()
+    for ex in examples:
+        try:
+            ex.label = clean_labels([ex.label or ""])[0][0]
+        except ZsaError as err:
+            raise ApiError(400, f"{EXAMPLE_PREFIX}{ex.label}: {err} (a file field 'example:LABEL' holds an example "
+                                "clip of LABEL)") from None
+        by_example.add(ex.label)
+    if len(set(labels) | by_example) > options.max_labels:
+        raise ApiError(400, f"labels: {len(set(labels) | by_example)} labels with those given by example, at most "
+                            f"{options.max_labels} per request (the server's --max-labels)")
     if not uploads:
         raise ApiError(400, "files: no files uploaded (one or more 'files' fields holding audio files)")
-    return TagRequest(labels, uploads, top_k=top_k, threshold=threshold, timelines=text in _TRUE)
+    return TagRequest(labels, uploads, top_k=top_k, threshold=threshold, timelines=text in _TRUE, examples=examples)
 
 
 def _shown(message: str, upload: Upload, directory: Path) -> str:
@@ -113,36 +130,50 @@ def _shown(message: str, upload: Upload, directory: Path) -> str:
     return " ".join(text.split())
 
 
+def _check_upload(upload: Upload, options: ServeOptions) -> tuple[int, str] | None:
+    """``(status, message)`` when an uploaded file cannot be tagged before decoding it (None when it can): 400 for
+    a refused name or an empty file, 415 when it is not audio, 413 when it is longer than ``max_duration_s``
+    (from its header)."""
+    from .._decode import _open
+
+    if upload.error is not None or upload.path is None:
+        return 400, upload.error or "the file was not received"
+    if upload.size == 0:
+        return 400, f"audio file {upload.name}: empty (0 bytes)"
+    try:
+        with _open(upload.path) as f:
+            frames, rate = int(f.frames), int(f.samplerate)
+    except AudioError as err:
+        return 415, str(err)
+    if frames <= 0 or rate <= 0:
+        return 400, f"audio file {upload.name}: zero length (the file holds 0 frames)"
+    duration = frames / rate
+    if duration > options.max_duration_s:
+        return 413, (f"audio file {upload.name}: {duration:.1f} s long, longer than the server's limit of "
+                     f"{options.max_duration_s:g} s (--max-duration)")
+    return None
+
+
 def tag_upload(tagger: Tagger, upload: Upload, request: TagRequest, label_embeddings: np.ndarray,
-               options: ServeOptions, directory: Path) -> dict[str, Any]:
+               options: ServeOptions, directory: Path, *, labels: list[str] | None = None,
+               prototypes: Any = None) -> dict[str, Any]:
     """The response entry of one uploaded file: its tags, or ``{"file", "error", "status"}``.
 
     415: not decodable audio; 413: longer than ``max_duration_s`` (from the header, before decoding); 400: any
-    other input error of the file (an empty file, a refused name); 500: a failure of the model.
+    other input error of the file (an empty file, a refused name); 500: a failure of the model. ``labels`` and
+    ``prototypes``: the request's labels with those given by example (:meth:`Tagger.label_set`).
     """
-    from .._decode import _open
     from ..writers import select_labels
 
     def failed(status: int, message: str) -> dict[str, Any]:
         return {"file": upload.name, "error": _shown(message, upload, directory), "status": status}
 
-    if upload.error is not None or upload.path is None:
-        return failed(400, upload.error or "the file was not received")
-    if upload.size == 0:
-        return failed(400, f"audio file {upload.name}: empty (0 bytes)")
+    problem = _check_upload(upload, options)
+    if problem is not None:
+        return failed(*problem)
     try:
-        with _open(upload.path) as f:
-            frames, rate = int(f.frames), int(f.samplerate)
-    except AudioError as err:
-        return failed(415, str(err))
-    if frames <= 0 or rate <= 0:
-        return failed(400, f"audio file {upload.name}: zero length (the file holds 0 frames)")
-    duration = frames / rate
-    if duration > options.max_duration_s:
-        return failed(413, f"audio file {upload.name}: {duration:.1f} s long, longer than the server's limit of "
-                           f"{options.max_duration_s:g} s (--max-duration)")
-    try:
-        res = tagger.tag_encoded(upload.path, request.labels, label_embeddings)
+        res = tagger.tag_encoded(upload.path, request.labels if labels is None else labels, label_embeddings,
+                                 prototypes=prototypes)
     except AudioError as err:
         return failed(415, str(err))
     except ZsaError as err:  # ParameterError, DataError: this file's input
@@ -228,11 +259,35 @@ class _Service:
         """Tag the request's files in order (runs in a tagging thread)."""
         self.admission.start()
         try:
-            emb = self.tagger.label_embeddings(request.labels)
-            return [tag_upload(self.tagger, u, request, emb, self.options, directory) for u in request.uploads]
+            if not request.examples:
+                emb = self.tagger.label_embeddings(request.labels)
+                return [tag_upload(self.tagger, u, request, emb, self.options, directory) for u in request.uploads]
+            labels, emb, prototypes = self.example_labels(request, directory)
+            return [tag_upload(self.tagger, u, request, emb, self.options, directory, labels=labels,
+                               prototypes=prototypes) for u in request.uploads]
         finally:
             self.admission.stop()
             _trim_heap()
+
+    def example_labels(self, request: TagRequest, directory: Path) -> tuple[list[str], np.ndarray, Any]:
+        """The request's labels with those its example clips give (:meth:`Tagger.label_set`). An example that
+        cannot be used fails the whole request, naming it and its label: every file's labels depend on it."""
+        clips: dict[str, list[str]] = {}
+        for ex in request.examples:
+            problem = _check_upload(ex, self.options)
+            if problem is not None:
+                status, message = problem
+                raise ApiError(status, f"example of {ex.label!r}: {_shown(message, ex, directory)}")
+            clips.setdefault(ex.label or "", []).append(str(ex.path))
+        labels, emb, prototypes, warnings = self.tagger.label_set(request.labels, clips)
+        names = {str(ex.path): ex.name for ex in request.examples}
+        for label in clips:
+            if label not in labels:
+                why = next((w for w in warnings if repr(label) in w), "no example could be used")
+                for path, name in names.items():
+                    why = why.replace(path, name)
+                raise ApiError(400, f"example of {label!r}: {why.replace(str(directory) + os.sep, '')}")
+        return labels, emb, prototypes
 
     async def tag(self, http_request: Any) -> list[dict[str, Any]]:
         """Admit, read and tag one ``POST /v1/tag``; the entries in upload order."""
@@ -258,7 +313,7 @@ class _Service:
             directory = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))  # mode 0700
             form = await read_form(http_request, directory, max_bytes=opts.max_upload_bytes,
                                    max_files=opts.max_files)
-            request = parse_request(form.fields, form.uploads, form.unknown, opts)
+            request = parse_request(form.fields, form.uploads, form.unknown, opts, form.examples)
             future: Future = self.executor().submit(self.job, request, directory)
             submitted = True
             future.add_done_callback(finish)
@@ -355,12 +410,17 @@ def create_app(model: str | os.PathLike[str] | Tagger = "default", options: Serv
             raise ApiError(401, "wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     tag_schema = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["files", "labels"],
+        "type": "object", "required": ["files"],
+        "patternProperties": {"^example:.+$": {
+            "type": "array", "items": {"type": "string", "format": "binary"},
+            "description": "example clips of the label after 'example:' (e.g. a field 'example:that hum'); a label "
+                           "given by example needs no 'labels' entry, one in both uses both (docs/examples.md)"}},
         "properties": {
             "files": {"type": "array", "items": {"type": "string", "format": "binary"},
                       "description": "audio files (repeat the field)"},
             "labels": {"type": "string", "description": "labels separated by ';' or line breaks; 'a|b' are "
-                                                        "wordings of one label (repeat the field for more)"},
+                                                        "wordings of one label (repeat the field for more); "
+                                                        "required unless 'example:LABEL' fields are given"},
             "top_k": {"type": "integer", "minimum": 1, "description": "list only the K best labels per file"},
             "threshold": {"type": "number", "minimum": 0, "maximum": 1,
                           "description": "list only labels with probability >= P"},
@@ -371,7 +431,10 @@ def create_app(model: str | os.PathLike[str] | Tagger = "default", options: Serv
               summary="Tag audio files with any labels")
     async def tag(request: Request) -> JSONResponse:
         """One entry per uploaded file, in upload order: ``TagResult.to_json()`` restricted to the selected
-        labels (with ``frames`` and per-label ``timeline`` when asked), or ``{"file", "error", "status"}``."""
+        labels (with ``frames`` and per-label ``timeline`` when asked), or ``{"file", "error", "status"}``.
+
+        Labels may also be given by example clips: file fields named ``example:LABEL`` (repeat for more clips of
+        one label); an example that cannot be used fails the request with one line naming it."""
         entries = await service.tag(request)
         if any("error" not in e for e in entries):
             return JSONResponse(entries)

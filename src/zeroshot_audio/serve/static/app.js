@@ -24,6 +24,7 @@
     limits: null,
     models: null,
     queue: [], // {id, file, name, size}
+    examples: [], // {id, label, file, name, size}: clips of labels given by example
     nextId: 1,
     running: false,
     run: null, // the last run: {text, results, selected, urls, cards}
@@ -185,6 +186,67 @@
       : "or click to choose (several at once)";
   }
 
+  // ------------------------------------------------------------------------------- labels by example
+
+  function exampleNote(text) {
+    const note = $("example-note");
+    note.textContent = text;
+    note.hidden = !text;
+  }
+
+  function exampleLabels() {
+    return [...new Set(state.examples.map((x) => x.label))];
+  }
+
+  function addExamples(fileList) {
+    const label = parseLabels($("example-label").value).join(" ");
+    if (!label) { exampleNote("Type the label of the clips first."); $("example-label").focus(); return; }
+    const refused = [];
+    for (const file of fileList) {
+      if (file.size === 0) { refused.push(`${file.name}: the file is empty`); continue; }
+      state.examples.push({ id: state.nextId++, label, file, name: file.name || "example.wav", size: file.size });
+    }
+    exampleNote(refused.length ? `Not added: ${refused.join("; ")}.` : "");
+    renderExamples();
+    updateLabelCount();
+  }
+
+  function renderExamples() {
+    const list = $("example-list");
+    list.replaceChildren();
+    for (const item of state.examples) {
+      list.append(el("li", { dataset: { testid: "example-item", label: item.label } },
+        el("span", { class: "q-name", title: `${item.label}: ${item.name}`, text: `${item.label}: ${item.name}` }),
+        el("span", { class: "q-size", text: fmtSize(item.size) }),
+        el("button", {
+          type: "button", class: "q-remove", "aria-label": `Remove ${item.name} (${item.label})`, title: "Remove",
+          text: "×",
+          onclick: () => {
+            state.examples = state.examples.filter((q) => q.id !== item.id);
+            exampleNote("");
+            renderExamples();
+            updateLabelCount();
+          },
+        })));
+    }
+  }
+
+  function setUpExamples() {
+    const input = $("example-input");
+    $("example-pick").addEventListener("click", () => {
+      if (!parseLabels($("example-label").value).length) {
+        exampleNote("Type the label of the clips first.");
+        $("example-label").focus();
+        return;
+      }
+      input.click();
+    });
+    input.addEventListener("change", () => {
+      addExamples(input.files);
+      input.value = "";
+    });
+  }
+
   function setUpDropZone() {
     const zone = $("dropzone");
     const input = $("file-input");
@@ -325,7 +387,7 @@
   }
 
   function updateLabelCount() {
-    const n = parseLabels($("labels").value).length;
+    const n = new Set([...parseLabels($("labels").value), ...exampleLabels()]).size;
     const max = state.limits?.max_labels;
     const out = $("label-count");
     out.textContent = n ? `${n} label${n > 1 ? "s" : ""}${max && n > max ? ` — over the server's limit of ${max}` : ""}.` : "";
@@ -422,15 +484,22 @@
     if (state.running) return;
     if (!state.queue.length) { status("Add at least one audio file first.", "error"); $("dropzone").focus(); return; }
     const labels = parseLabels($("labels").value);
-    if (!labels.length) { status("Type at least one label.", "error"); $("labels").focus(); return; }
+    const byExample = exampleLabels();
+    if (!labels.length && !byExample.length) {
+      status("Type at least one label (or give one by example clips).", "error"); $("labels").focus(); return;
+    }
     const l = state.limits || {};
-    if (l.max_labels && labels.length > l.max_labels) {
-      status(`${labels.length} labels: the server takes at most ${l.max_labels}.`, "error"); return;
+    const nLabels = new Set([...labels, ...byExample]).size;
+    if (l.max_labels && nLabels > l.max_labels) {
+      status(`${nLabels} labels: the server takes at most ${l.max_labels}.`, "error"); return;
     }
-    if (l.max_files && state.queue.length > l.max_files) {
-      status(`${state.queue.length} files: the server takes at most ${l.max_files} per run.`, "error"); return;
+    const nFiles = state.queue.length + state.examples.length;
+    if (l.max_files && nFiles > l.max_files) {
+      status(`${nFiles} files with the example clips: the server takes at most ${l.max_files} per run.`, "error");
+      return;
     }
-    const total = state.queue.reduce((s, q) => s + q.size + FORM_OVERHEAD, 4 * labels.join("\n").length + 4096);
+    const total = [...state.queue, ...state.examples].reduce((s, q) => s + q.size + FORM_OVERHEAD,
+      4 * labels.join("\n").length + 4096);
     if (l.max_upload_mb && total > l.max_upload_mb * MB) {
       status(`The files add up to ${fmtSize(total)}, over the server's limit of ${l.max_upload_mb} MB per run: remove some.`, "error");
       return;
@@ -445,6 +514,7 @@
     const form = new FormData();
     for (const item of items) form.append("files", item.file, item.name);
     for (const label of labels) form.append("labels", label);
+    for (const ex of state.examples) form.append(`example:${ex.label}`, ex.file, ex.name);
     if (options.top_k !== null) form.append("top_k", String(options.top_k));
     if (options.threshold !== null) form.append("threshold", String(options.threshold));
     form.append("timelines", "true");
@@ -930,6 +1000,7 @@
     setUpDropZone();
     setUpRecorder();
     setUpLabels();
+    setUpExamples();
     setUpDownloads();
     $("run").addEventListener("click", run);
     document.addEventListener("keydown", (e) => {
