@@ -200,6 +200,13 @@ def test_file_names_are_display_names_only(client, serve_tmp):
     assert windows.json()[0]["file"] == "dog.flac"
     nameless = _post(client, [("", (EXAMPLES / "dog.flac").read_bytes(), "audio/flac")])
     assert nameless.status_code == 200 and nameless.json()[0]["file"] == "upload-1"
+    # a name sent only in RFC 5987 form (filename*=UTF-8''...), as some clients do for names that are not ASCII
+    body = (b"--B\r\nContent-Disposition: form-data; name=\"labels\"\r\n\r\nrain\r\n--B\r\n"
+            b"Content-Disposition: form-data; name=\"files\"; filename*=UTF-8''na%C3%AFve%20dog.flac\r\n"
+            b"Content-Type: audio/flac\r\n\r\n" + (EXAMPLES / "dog.flac").read_bytes() + b"\r\n--B--\r\n")
+    r = client.post("/v1/tag", content=body, headers={"content-type": "multipart/form-data; boundary=B"})
+    assert r.status_code == 200, r.text
+    assert r.json()[0]["file"] == "na\u00efve dog.flac" and os.listdir(tempfile.gettempdir()) == []
 
 
 # ------------------------------------------------------------------------------------------------- bad input

@@ -7,6 +7,7 @@ its width on a phone, and that it asks nothing of any host but the server. ``ZSA
 the README's screenshot (``docs/figures/serve-page.png``); otherwise it goes to the test's temporary folder.
 """
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -62,19 +63,14 @@ def browser():
         playwright.stop()
 
 
-@pytest.fixture(scope="module")
-def server(embedder, tmp_path_factory):
-    """``zsa serve --port 0`` in a subprocess (the worktree's python); yields its base URL, stops it after."""
-    pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'zeroshot-audio[serve]')")
-    pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'zeroshot-audio[serve]')")
-    # the models where the test session found them; the label cache in a test folder
-    cache = tmp_path_factory.mktemp("serve-cache")
-    (cache / "models").symlink_to(Path(embedder.model_path).parents[1], target_is_directory=True)
+@contextlib.contextmanager
+def _serve(cache: Path, *args: str):
+    """``zsa serve --port 0 ARGS`` in a subprocess (the worktree's python); yields its base URL, stops it after."""
     env = {**os.environ, "ZSA_CACHE_DIR": str(cache), "PYTHONUNBUFFERED": "1"}
     env.pop("ZSA_TOKEN", None)
-    proc = subprocess.Popen([sys.executable, "-m", "zeroshot_audio", "serve", "--host", "127.0.0.1", "--port", "0"],
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "zeroshot_audio", "serve", "--host", "127.0.0.1", "--port", "0",
+                             *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     lines: queue.Queue = queue.Queue()
     log: list[str] = []
 
@@ -110,6 +106,22 @@ def server(embedder, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def serve_cache(embedder, tmp_path_factory):
+    """The models where the test session found them; the label cache in a test folder."""
+    pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'zeroshot-audio[serve]')")
+    pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'zeroshot-audio[serve]')")
+    cache = tmp_path_factory.mktemp("serve-cache")
+    (cache / "models").symlink_to(Path(embedder.model_path).parents[1], target_is_directory=True)
+    return cache
+
+
+@pytest.fixture(scope="module")
+def server(serve_cache):
+    with _serve(serve_cache) as base:
+        yield base
 
 
 def _nonblank_share(page, selector: str) -> float:
@@ -339,3 +351,56 @@ def test_page_takes_labels_given_by_example_clips(browser, server, tagger):
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     finally:
         context.close()
+
+
+def test_page_saves_label_sets_in_the_browser(browser, server):
+    """Save as… (a prompt), pick it again after a reload, delete it: localStorage of this browser only."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(server)
+        page.wait_for_selector("[data-testid=server-status].ok")
+        page.fill("[data-testid=labels]", "a beep\nrain; thunder")
+        page.once("dialog", lambda d: d.accept("my storm set"))
+        page.click("[data-testid=set-save]")
+        assert page.input_value("[data-testid=label-set]") == "saved:my storm set"
+        assert "3 labels" in page.inner_text("[data-testid=run-status]")
+        page.fill("[data-testid=labels]", "something else")
+        page.reload()
+        page.wait_for_selector("[data-testid=server-status].ok")
+        assert page.input_value("[data-testid=labels]") == "something else"  # the last labels typed are kept
+        page.select_option("[data-testid=label-set]", "saved:my storm set")
+        assert page.input_value("[data-testid=labels]") == "a beep\nrain\nthunder"
+        page.click("[data-testid=set-delete]")
+        options = page.eval_on_selector_all("[data-testid=label-set] option", "os => os.map(o => o.value)")
+        assert "saved:my storm set" not in options
+    finally:
+        context.close()
+
+
+def test_page_asks_for_the_token_of_a_server_that_needs_one(browser, serve_cache):
+    """A server with --token: the page shows the token field, refuses to run without a token, reports a wrong one
+    (401) and tags with the right one; the token stays in this tab (sessionStorage)."""
+    with _serve(serve_cache, "--token", "s3cret-token") as base:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        try:
+            page = context.new_page()
+            page.goto(base)
+            page.wait_for_selector("[data-testid=server-status].ok")
+            assert page.is_visible("[data-testid=token]")
+            page.set_input_files("[data-testid=file-input]", [str(DOG)])
+            page.fill("[data-testid=labels]", LABELS)
+            page.click("[data-testid=run]")
+            assert "needs an access token" in page.inner_text("[data-testid=run-status]")
+            page.fill("[data-testid=token]", "wrong")
+            page.click("[data-testid=run]")
+            page.wait_for_function("document.querySelector('[data-testid=run-status]').className.includes('error')")
+            assert "token" in page.inner_text("[data-testid=run-status]").lower()
+            page.fill("[data-testid=token]", "s3cret-token")
+            page.click("[data-testid=run]")
+            page.wait_for_selector("[data-testid=file-card][data-status=done]", timeout=30_000)
+            assert page.locator("[data-testid=label-row]").first.get_attribute("data-label") == "dog barking"
+            assert page.evaluate("sessionStorage.getItem('zsa-token')") == "s3cret-token"
+            assert page.evaluate("localStorage.getItem('zsa-token')") is None
+        finally:
+            context.close()

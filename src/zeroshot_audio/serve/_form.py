@@ -29,6 +29,24 @@ EXAMPLE_PREFIX = "example:"
 MAX_FIELD_BYTES = 1 << 20
 
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,8}$")
+_EXT_FILENAME = re.compile(rb"(?:^|;)\s*filename\*\s*=\s*([^;\s]+)", re.IGNORECASE)
+
+
+def extended_filename(disposition: bytes) -> bytes | None:
+    """The file name of a Content-Disposition's RFC 5987 ``filename*=charset'lang'percent-encoded`` parameter, as
+    UTF-8 bytes (None when there is none or it cannot be read). Some clients send only this form for names that
+    are not ASCII; python-multipart's header parser drops it."""
+    from urllib.parse import unquote_to_bytes
+
+    match = _EXT_FILENAME.search(disposition)
+    if match is None:
+        return None
+    charset, _, rest = match.group(1).strip(b'"').partition(b"'")
+    _, _, encoded = rest.partition(b"'")
+    try:
+        return unquote_to_bytes(encoded).decode(charset.decode("ascii") or "utf-8").encode("utf-8")
+    except (LookupError, UnicodeDecodeError):
+        return None
 
 
 class ApiError(Exception):
@@ -172,7 +190,9 @@ class _Reader:
                 raise ApiError(400, f"files: more than {self.max_files} files and example clips in one request (the "
                                     "server's --max-files)")
             example = name.startswith(EXAMPLE_PREFIX)
-            shown, error = display_name(params.get(b"filename"), self._n_files)
+            raw = params.get(b"filename")
+            shown, error = display_name(raw if raw is not None else extended_filename(self._disposition),
+                                        self._n_files)
             upload = Upload(self._n_files, shown, None, error=error,
                             label=name[len(EXAMPLE_PREFIX):] if example else None)
             (self.form.examples if example else self.form.uploads).append(upload)
