@@ -200,16 +200,25 @@ def _set_threads(tagger: Tagger, threads: int) -> None:
         emb.threads = threads
 
 
+#: Lengths of the start-up warm-up clips, as fractions of one full batch of the audio network: allocations of
+#: several sizes bring onnxruntime's memory arena to its working size before the first request (with one full batch
+#: only, the first load after start-up still grew by 30 MB; benchmarks/serve_load.py, docs/serve.md).
+WARM_UP = (1.0, 0.25, 1.0, 0.5, 1.0)
+
+
 def _warm_up(tagger: Tagger) -> None:
-    """Make the onnxruntime sessions (audio network, label encoder) before the first request, and run one full
-    batch of the audio network (about 31 s of silence for YAMNet), so that onnxruntime's memory arena has its
-    largest size from the start instead of growing at the first long upload."""
+    """Make the onnxruntime sessions (audio network, label encoder) before the first request, and run the audio
+    network on silence of the :data:`WARM_UP` lengths (the longest one full batch, about 31 s for YAMNet), so that
+    onnxruntime's memory arena has its working size from the start instead of growing over the first requests;
+    then give the freed heap back (:func:`_trim_heap`)."""
     emb = tagger.embedder
     sr = int(emb.sample_rate)
     seconds = min(60.0, int(getattr(emb, "batch_size", 1)) * float(emb.hop) + 1.0)
-    wave = np.zeros(int(seconds * sr), np.float32)
     labels = ["zsa serve warm-up"]
-    tagger.tag_encoded(wave, labels, tagger.label_embeddings(labels), sample_rate=sr)
+    for fraction in WARM_UP:
+        wave = np.zeros(max(1, int(fraction * seconds * sr)), np.float32)
+        tagger.tag_encoded(wave, labels, tagger.label_embeddings(labels), sample_rate=sr)
+    _trim_heap()
 
 
 def _trim_heap() -> None:
