@@ -254,3 +254,33 @@ def test_models_info_shows_what_a_model_was_adapted_on(adapted, examples, yamnet
     assert default["classes_trained_on"] == len(adapted.tagger.trained.classes)
     assert main(["models", "info", str(root / "nothing")]) == 2
     assert "not a model directory" in capsys.readouterr().err
+
+
+def test_a_residual_along_one_direction_is_a_multiple_of_it(tagger, examples):
+    """fit_adaptation(residual="direction"): each label's weights lie along the difference of its examples' mean
+    standardised embedding and its negatives' (the one parameter fitted besides the bias), and the fit still
+    separates the examples; an unknown residual is a one-line error."""
+    from zeroshot_audio.train.adapt import STD_FLOOR, fit_adaptation
+
+    root, _ = examples
+    clips = [tagger.embedder.embed(sf.read(f, dtype="float32")[0]).embeddings
+             for lab in LABELS for f in sorted((root / "ex" / lab).glob("*.wav"))]
+    owner = np.repeat(np.arange(len(LABELS)), 3)
+    positive = owner[:, None] == np.arange(len(LABELS))[None]
+    model, emb = tagger.trained.model, tagger.label_embeddings(LABELS)
+    kw = dict(scale=tagger.scale, bias=tagger.bias, window=tagger.window_segments)
+    ad, stats = fit_adaptation(model, LABELS, emb, clips, positive, residual="direction", **kw)
+    dim = tagger.trained.config.audio_dim
+    x = np.concatenate(clips)[:, :dim]
+    std = x.std(axis=0)
+    inv = 1.0 / np.maximum(std, max(STD_FLOOR * float(np.median(std)), 1e-6))  # the fit's standardisation
+    for i in range(len(LABELS)):
+        pos = np.mean([c[:, :dim].mean(axis=0) for c, p in zip(clips, positive[:, i]) if p], axis=0)
+        neg = np.concatenate([c[:, :dim] for c, p in zip(clips, positive[:, i]) if not p]).mean(axis=0)
+        d = (pos - neg) * inv  # the direction, in the standardised space
+        u = ad.weight[i, :dim] / inv  # the weights, back in the standardised space
+        cos = float(u @ d) / (np.linalg.norm(u) * np.linalg.norm(d))
+        assert abs(cos) > 0.999, (LABELS[i], cos)
+        assert stats[LABELS[i]]["accuracy_after"] >= stats[LABELS[i]]["accuracy_before"]
+    with pytest.raises(ParameterError, match="residual must be one of full, direction"):
+        fit_adaptation(model, LABELS, emb, clips, positive, residual="rank-1", **kw)
