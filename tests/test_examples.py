@@ -137,6 +137,30 @@ def test_example_classes_are_cached(tagger, tmp_path):
     shutil.copy(CLIPS / "cow.flac", clip)  # a new file at the same path is embedded again
     c = tagger.example_classes({"d": [str(clip)]})
     assert len(ex_mod._CACHE) == 2 and float(a.vectors["d"] @ c.vectors["d"]) < 0.999
+    ex_mod._CACHE.forget(tmp_path)  # what zsa serve does with a request's folder
+    assert len(ex_mod._CACHE) == 0 and ex_mod._CACHE.bytes == 0
+
+
+def test_the_example_cache_keeps_to_its_byte_budget(tagger, tmp_path, monkeypatch):
+    """Least recently used out first, within CACHE_BYTES: a server fed new example clips does not grow."""
+    from zeroshot_audio import examples as ex_mod
+
+    ex_mod._CACHE.clear()
+    clips = []
+    for i, name in enumerate(["dog", "cow", "rooster", "dog"]):
+        clips.append(tmp_path / f"{i}-{name}.flac")
+        shutil.copy(CLIPS / f"{name}.flac", clips[-1])
+    sizes = {}
+    for clip in clips[:2]:
+        tagger.example_classes({"x": [str(clip)]})
+        sizes[clip] = ex_mod._CACHE.bytes - sum(sizes.values())
+    monkeypatch.setattr(ex_mod, "CACHE_BYTES", sum(sizes.values()) + 1)  # room for these two only
+    tagger.example_classes({"x": [str(clips[0])]})  # used again: now the most recent
+    tagger.example_classes({"x": [str(clips[2])]})  # evicts clips[1], the least recently used
+    keys = [k[1] for k in ex_mod._CACHE.items]
+    assert str(clips[1].resolve()) not in keys and str(clips[0].resolve()) in keys
+    assert ex_mod._CACHE.bytes <= ex_mod.CACHE_BYTES
+    ex_mod._CACHE.clear()
 
 
 def test_cli_tag_examples(tagger, tmp_path, capsys, monkeypatch, caplog):

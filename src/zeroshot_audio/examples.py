@@ -212,8 +212,58 @@ SILENCE_PROBABILITY = 0.5
 #: ... and its most probable other class is at least this fraction of the clip's highest such probability.
 SOUND_RATIO = 0.5
 
-_CACHE: dict[tuple, Any] = {}
-_CACHE_SIZE = 4096
+#: Most bytes of embedded example files kept in memory (:func:`_embed_example`), the least recently used dropped
+#: first: 256 MiB hold about 11 hours of examples at YAMNet's 1545 values per 0.96 s.
+CACHE_BYTES = 256 * 2**20
+
+
+class _ExampleCache:
+    """Embedded example files by ``(embedder, path, size, modification time)``: least recently used first out,
+    within :data:`CACHE_BYTES`; safe across the tagging threads of ``zsa serve``."""
+
+    def __init__(self) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self.items: OrderedDict[tuple, tuple[np.ndarray, float]] = OrderedDict()
+        self.bytes = 0
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple[np.ndarray, float] | None:
+        with self.lock:
+            value = self.items.get(key)
+            if value is not None:
+                self.items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, value: tuple[np.ndarray, float]) -> None:
+        size = int(value[0].nbytes)
+        with self.lock:
+            if key in self.items or size > CACHE_BYTES:
+                return
+            while self.items and self.bytes + size > CACHE_BYTES:
+                _, (old, _) = self.items.popitem(last=False)
+                self.bytes -= int(old.nbytes)
+            self.items[key] = value
+            self.bytes += size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+            self.bytes = 0
+
+    def forget(self, directory: str | os.PathLike[str]) -> None:
+        """Drop the entries of files inside ``directory`` (``zsa serve``: a request's uploads, deleted after it)."""
+        prefix = os.path.join(str(Path(directory).resolve()), "")
+        with self.lock:
+            for key in [k for k in self.items if k[1].startswith(prefix)]:
+                self.bytes -= int(self.items.pop(key)[0].nbytes)
+
+
+_CACHE = _ExampleCache()
 
 
 @dataclass
@@ -293,14 +343,13 @@ def _embed_example(tagger: Any, item: Any, where: str) -> tuple[np.ndarray, floa
         key = (repr(tagger.embedder.store_meta().identity()), str(path.resolve()), st.st_size, st.st_mtime_ns)
     except OSError:
         key = None
-    if key is not None and key in _CACHE:
-        return _CACHE[key]
+    cached = _CACHE.get(key) if key is not None else None
+    if cached is not None:
+        return cached
     _, out = tagger._embed(path, None)
     value = (np.asarray(out.embeddings, np.float32), float(out.duration))
     if key is not None:
-        if len(_CACHE) >= _CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = value
+        _CACHE.put(key, value)
     return value
 
 

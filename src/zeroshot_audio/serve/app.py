@@ -271,7 +271,12 @@ class _Service:
             if not request.examples:
                 emb = self.tagger.label_embeddings(request.labels)
                 return [tag_upload(self.tagger, u, request, emb, self.options, directory) for u in request.uploads]
-            labels, emb, prototypes = self.example_labels(request, directory)
+            try:
+                labels, emb, prototypes = self.example_labels(request, directory)
+            finally:  # the clips are deleted with the request: their embeddings go too
+                from ..examples import _CACHE
+
+                _CACHE.forget(directory)
             return [tag_upload(self.tagger, u, request, emb, self.options, directory, labels=labels,
                                prototypes=prototypes) for u in request.uploads]
         finally:
