@@ -407,6 +407,8 @@ def tag_to_parquet(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathL
     tagger = load_model(model)
     prototypes = None
     if examples is None:
+        if labels is None:
+            raise ParameterError("no labels: give labels= or examples=")
         labels, _ = clean_labels(labels)
         emb = tagger.label_embeddings(labels)
     else:
