@@ -385,7 +385,7 @@ class NumpyModel:
         return_segments : bool
             Also return ``segment_scores`` and ``attention`` (for timelines and event detection).
         prototypes : Prototypes, optional
-            Classes given by example, blended into the segment scores before pooling (not with mean pooling of
+            Classes given by example, combined with the segment scores before pooling (not with mean pooling of
             an unanchored model, which pools before scoring).
 
         Returns
@@ -430,7 +430,7 @@ class NumpyModel:
         if cfg.anchored:
             seg += self.anchor_scores(x[..., cfg.audio_dim :], self.anchor_weights(class_emb))
         if prototypes is not None:
-            seg = _blend_prototypes(seg, x[..., : cfg.audio_dim], prototypes)
+            seg = _with_prototypes(seg, x[..., : cfg.audio_dim], prototypes)
         if adapted[0].size:  # the residual of the adapted labels' own columns; every other column is untouched
             seg[..., adapted[0]] += self.adaptation.residual(x, adapted[1])
         pad = ~mask[..., None]  # [B, T, 1]
@@ -514,7 +514,7 @@ def params_mismatch(expected: dict[str, tuple[int, ...]], shapes: dict[str, tupl
     return "; ".join(parts) or None
 
 
-def _blend_prototypes(seg: np.ndarray, x: np.ndarray, p: Prototypes) -> np.ndarray:
+def _with_prototypes(seg: np.ndarray, x: np.ndarray, p: Prototypes) -> np.ndarray:
     """``seg [B, T, C]`` with the example term of ``p`` combined in (see :class:`Prototypes`)."""
     b, t, n_cls = seg.shape
     v = np.asarray(p.vectors, np.float32)
