@@ -394,7 +394,7 @@ def tag_to_parquet(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathL
     TagRunSummary
     """
     from .events import EventOptions
-    from .tagging import clean_labels, load_model
+    from .tagging import load_model
     from .writers import ParquetWriter, file_key
 
     start = time.perf_counter()
@@ -402,21 +402,16 @@ def tag_to_parquet(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathL
         raise ParameterError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if workers is not None and int(workers) < 1:
         raise ParameterError(f"workers must be >= 1, got {workers}")
+    if labels is None and examples is None:
+        raise ParameterError("no labels: give labels= or examples=")
     options = EventOptions() if event_options is None else event_options
     files = [os.fspath(f) for f in inputs]
     tagger = load_model(model)
-    prototypes = None
-    if examples is None:
-        if labels is None:
-            raise ParameterError("no labels: give labels= or examples=")
-        labels, _ = clean_labels(labels)
-        emb = tagger.label_embeddings(labels)
-    else:
+    if isinstance(examples, (str, os.PathLike)):
         from .examples import read_examples
 
-        if isinstance(examples, (str, os.PathLike)):
-            examples = read_examples(examples)
-        labels, emb, prototypes, _ = tagger.label_set(labels, examples)  # warnings: logged
+        examples = read_examples(examples)
+    labels, emb, prototypes, _ = tagger.label_set(labels, examples)  # warnings about examples: logged
     run = {"labels": labels, "model": str(tagger.path.resolve()) if str(model) != "default" else "default",
            "events": dataclasses.asdict(options)}
     if examples is not None:
@@ -496,6 +491,7 @@ def _examples_digest(examples: Any) -> str:
 
     import numpy as np
 
+    from ._io import sha256_file
     from .examples import ExampleSet
 
     items = examples.clips if isinstance(examples, ExampleSet) else examples
@@ -512,11 +508,7 @@ def _examples_digest(examples: Any) -> str:
                 h.update(np.ascontiguousarray(wave, dtype=np.float32).tobytes())
                 continue
             try:
-                digest = hashlib.sha256()
-                with open(item, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        digest.update(block)
-                h.update(digest.digest())
+                h.update(f"file {sha256_file(item)}\n".encode())
             except OSError:
                 h.update(f"unreadable {os.fsdecode(item)}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:16]

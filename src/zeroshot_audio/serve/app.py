@@ -154,14 +154,13 @@ def _check_upload(upload: Upload, options: ServeOptions) -> tuple[int, str] | No
     return None
 
 
-def tag_upload(tagger: Tagger, upload: Upload, request: TagRequest, label_embeddings: np.ndarray,
-               options: ServeOptions, directory: Path, *, labels: list[str] | None = None,
-               prototypes: Any = None) -> dict[str, Any]:
+def tag_upload(tagger: Tagger, upload: Upload, request: TagRequest, labels: list[str], label_embeddings: np.ndarray,
+               options: ServeOptions, directory: Path, prototypes: Any = None) -> dict[str, Any]:
     """The response entry of one uploaded file: its tags, or ``{"file", "error", "status"}``.
 
     415: not decodable audio; 413: longer than ``max_duration_s`` (from the header, before decoding); 400: any
-    other input error of the file (an empty file, a refused name); 500: a failure of the model. ``labels`` and
-    ``prototypes``: the request's labels with those given by example (:meth:`Tagger.label_set`).
+    other input error of the file (an empty file, a refused name); 500: a failure of the model. ``labels``,
+    ``label_embeddings`` and ``prototypes``: the request's label set (:meth:`_Service.label_set`).
     """
     from ..writers import select_labels
 
@@ -172,8 +171,7 @@ def tag_upload(tagger: Tagger, upload: Upload, request: TagRequest, label_embedd
     if problem is not None:
         return failed(*problem)
     try:
-        res = tagger.tag_encoded(upload.path, request.labels if labels is None else labels, label_embeddings,
-                                 prototypes=prototypes)
+        res = tagger.tag_encoded(upload.path, labels, label_embeddings, prototypes=prototypes)
     except AudioError as err:
         return failed(415, str(err))
     except ZsaError as err:  # ParameterError, DataError: this file's input
@@ -268,39 +266,38 @@ class _Service:
         """Tag the request's files in order (runs in a tagging thread)."""
         self.admission.start()
         try:
-            if not request.examples:
-                emb = self.tagger.label_embeddings(request.labels)
-                return [tag_upload(self.tagger, u, request, emb, self.options, directory) for u in request.uploads]
-            try:
-                labels, emb, prototypes = self.example_labels(request, directory)
-            finally:  # the clips are deleted with the request: their embeddings go too
-                from ..examples import _CACHE
-
-                _CACHE.forget(directory)
-            return [tag_upload(self.tagger, u, request, emb, self.options, directory, labels=labels,
-                               prototypes=prototypes) for u in request.uploads]
+            labels, emb, prototypes = self.label_set(request, directory)
+            return [tag_upload(self.tagger, u, request, labels, emb, self.options, directory, prototypes)
+                    for u in request.uploads]
         finally:
             self.admission.stop()
             _trim_heap()
 
-    def example_labels(self, request: TagRequest, directory: Path) -> tuple[list[str], np.ndarray, Any]:
-        """The request's labels with those its example clips give (:meth:`Tagger.label_set`). An example that
-        cannot be used fails the whole request, naming it and its label: every file's labels depend on it."""
-        clips: dict[str, list[str]] = {}
-        for ex in request.examples:
-            problem = _check_upload(ex, self.options)
-            if problem is not None:
-                status, message = problem
-                raise ApiError(status, f"example of {ex.label!r}: {_shown(message, ex, directory)}")
-            clips.setdefault(ex.label or "", []).append(str(ex.path))
-        labels, emb, prototypes, warnings = self.tagger.label_set(request.labels, clips)
-        names = {str(ex.path): ex.name for ex in request.examples}
+    def label_set(self, request: TagRequest, directory: Path) -> tuple[list[str], np.ndarray, Any]:
+        """``(labels, embeddings, prototypes)`` of the request (:meth:`Tagger.label_set`): its text labels and
+        those its example clips give. An example that cannot be used fails the whole request, naming it and its
+        label: every file's labels depend on it. The clips' embeddings leave the cache with the request."""
+        if not request.examples:
+            return self.tagger.label_set(request.labels)[:3]
+        from ..examples import _CACHE
+
+        try:
+            clips: dict[str, list[str]] = {}
+            for ex in request.examples:
+                problem = _check_upload(ex, self.options)
+                if problem is not None:
+                    status, message = problem
+                    raise ApiError(status, f"example of {ex.label!r}: {_shown(message, ex, directory)}")
+                clips.setdefault(ex.label or "", []).append(str(ex.path))
+            labels, emb, prototypes, warnings = self.tagger.label_set(request.labels, clips)
+        finally:  # the clips are deleted with the request
+            _CACHE.forget(directory)
         for label in clips:
             if label not in labels:
                 why = next((w for w in warnings if repr(label) in w), "no example could be used")
-                for path, name in names.items():
-                    why = why.replace(path, name)
-                raise ApiError(400, f"example of {label!r}: {why.replace(str(directory) + os.sep, '')}")
+                for ex in request.examples:
+                    why = _shown(why, ex, directory)
+                raise ApiError(400, f"example of {label!r}: {why}")
         return labels, emb, prototypes
 
     async def tag(self, http_request: Any) -> list[dict[str, Any]]:

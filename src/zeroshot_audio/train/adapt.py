@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import logging
 import os
 import time
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ParameterError, ZsaError
+from .._io import sha256_file
 from .._math import sigmoid
 from ..model import Adaptation, NumpyModel
 
@@ -294,14 +294,6 @@ def fit_adaptation(model: NumpyModel, labels: Sequence[str], label_embeddings: n
     return adaptation, stats
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _embed_examples(tagger: Any, files: Sequence[Path], warn: Any) -> list[tuple[Path, np.ndarray]]:
     """``(file, model input [T, Din])`` of each file that decodes; the others are warnings naming them."""
     from ..embed import embed_file
@@ -370,7 +362,7 @@ def _base_identity(tagger: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"model": str(path)}
     for name in (WEIGHTS, ADAPTED, "class_embeddings.npy"):
         if (path / name).is_file():
-            out[f"{name} sha256"] = _sha256(path / name)
+            out[f"{name} sha256"] = sha256_file(path / name)
     return out
 
 
@@ -447,7 +439,7 @@ def adapt_model(model: Any, examples: Any, out: str | os.PathLike[str] | None = 
         if not got:
             warn(f"label {label!r}: not adapted, none of its {len(files)} example(s) could be used")
             continue
-        files_info[label] = [{"file": str(p), "size": p.stat().st_size, "sha256": _sha256(p)} for p, _ in got]
+        files_info[label] = [{"file": str(p), "size": p.stat().st_size, "sha256": sha256_file(p)} for p, _ in got]
         clips += [x for _, x in got]
         owner += [label] * len(got)
     generic, neg_source = _negative_clips(tagger, negatives, warn, rng, max_negatives)
